@@ -1,0 +1,43 @@
+"""Canopy, the host. :func:`create_app` is the only way in."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Flask
+
+from . import db, problems
+from .config import load_config, plugin_paths
+from .runtime import PluginRuntime
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the host app: configuration, database, plugin runtime, routes and commands.
+
+    ``config`` overrides everything else (tests pass ``DATABASE_URL``, ``PLUGIN_PATHS``…).
+    Plugins are loaded and registered here, and registration is closed before this returns.
+    """
+    settings = load_config(config)
+    app = Flask(__name__, instance_path=settings["INSTANCE_PATH"])
+    app.config.update(settings)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    database = db.init_app(app)
+    problems.init_app(app)
+
+    runtime = PluginRuntime(app.config, database)
+    runtime.load(plugin_paths(app.config), entry_points=bool(app.config["LOAD_ENTRY_POINTS"]))
+    runtime.start()
+    app.extensions["canopy.runtime"] = runtime
+
+    from .api import bp as api_bp
+    from .health import bp as health_bp
+    from .storefront.miniprogram import bp as miniprogram_bp
+    from .storefront.views import bp as storefront_bp
+
+    for blueprint in (health_bp, api_bp, storefront_bp, miniprogram_bp):
+        app.register_blueprint(blueprint)
+
+    from .cli import register_commands
+
+    register_commands(app)
+    return app

@@ -1,0 +1,108 @@
+"""Configuration: defaults, then the instance file, then ``CANOPY_*`` environment
+variables, then the ``config`` mapping given to ``create_app`` (tests use that).
+
+The instance file is ``<instance path>/canopy.toml`` with upper-case keys without the
+prefix (``DATABASE_URL = "..."``). Secrets have no default: ``SECRET_KEY`` must come
+from the environment or the instance file (``canopy demo`` writes a random one there).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+PREFIX = "CANOPY_"
+INSTANCE_FILE = "canopy.toml"
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # None: SQLite in the instance folder
+    "PLUGIN_PATHS": "plugins",
+    "LOAD_ENTRY_POINTS": True,
+    "SECRET_KEY": None,
+    "DEFAULT_LOCALE": "zh-CN",
+    "HEAD_OFFICE": "HQ",
+    # Budgets in milliseconds for one plugin's call of each hook.
+    "HOOK_BUDGET_MS": {
+        "canopy_storefront_tiles": 250,
+        "canopy_page": 1000,
+        "canopy_api": 2000,
+        "canopy_on_event": 2000,
+        "canopy_search": 300,
+    },
+    # Calls of one plugin that may be running at once; more fail fast (a hung plugin
+    # cannot take the whole pool).
+    "PLUGIN_MAX_IN_FLIGHT": 8,
+    "PLUGIN_POOL_SIZE": 32,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+}
+
+_BOOLEAN = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+class ConfigError(RuntimeError):
+    """The configuration is missing a value or holds a wrong one."""
+
+
+def _coerce(key: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        try:
+            return _BOOLEAN[raw.strip().lower()]
+        except KeyError:
+            raise ConfigError(f"{PREFIX}{key} must be true or false, got {raw!r}") from None
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}{key} must be an integer, got {raw!r}") from None
+    return raw
+
+
+def instance_path(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """Return the instance folder: ``INSTANCE_PATH`` from ``explicit``, the environment, or ``./instance``."""
+    environ = os.environ if environ is None else environ
+    value = (explicit or {}).get("INSTANCE_PATH") or environ.get(PREFIX + "INSTANCE_PATH") or "instance"
+    return Path(value).resolve()
+
+
+def load_config(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the merged configuration."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {key: (dict(v) if isinstance(v, dict) else v) for key, v in DEFAULTS.items()}
+    folder = instance_path(explicit, environ)
+    config["INSTANCE_PATH"] = str(folder)
+    file = folder / INSTANCE_FILE
+    if file.is_file():
+        try:
+            config.update(tomllib.loads(file.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
+    for name, raw in environ.items():
+        if name.startswith(PREFIX) and name != PREFIX + "INSTANCE_PATH":
+            key = name[len(PREFIX):]
+            config[key] = _coerce(key, raw, DEFAULTS.get(key))
+    config.update(explicit or {})
+    if not config.get("DATABASE_URL"):
+        config["DATABASE_URL"] = f"sqlite:///{folder / 'canopy.db'}"
+    return config
+
+
+def plugin_paths(config: Mapping[str, Any]) -> list[Path]:
+    """Return the plugin folders to scan, from ``PLUGIN_PATHS`` (a list, or a string
+    separated by the OS path separator)."""
+    value = config.get("PLUGIN_PATHS") or []
+    if isinstance(value, str):
+        value = [part for part in value.split(os.pathsep) if part]
+    return [Path(part) for part in value]
+
+
+def require_secret(config: Mapping[str, Any]) -> bytes:
+    """Return ``SECRET_KEY`` as bytes, refusing a missing or short one."""
+    secret = config.get("SECRET_KEY")
+    if not secret or len(str(secret)) < 32:
+        raise ConfigError(
+            "CANOPY_SECRET_KEY is missing or shorter than 32 characters: set it in the environment "
+            "or the instance file (canopy demo writes a random one for development)"
+        )
+    return str(secret).encode("utf-8")

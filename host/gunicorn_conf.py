@@ -1,0 +1,17 @@
+"""gunicorn settings for ``canopy serve`` (override any with gunicorn's own flags or GUNICORN_CMD_ARGS)."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("CANOPY_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("CANOPY_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 8)))
+worker_class = "gthread"
+threads = int(os.environ.get("CANOPY_THREADS", 4))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests = 10_000
+max_requests_jitter = 1_000
+accesslog = "-"
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("CANOPY_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,196 @@
+"""Calling one plugin's hook with a time budget and error isolation.
+
+Each call runs on a shared thread pool and is waited for up to the hook's budget.
+Python cannot stop a thread, so a call that overruns is abandoned: its result is
+dropped when it finally returns. To keep a hung plugin from filling the pool, each
+plugin may have at most ``max_in_flight`` calls running; past that its calls fail at
+once ("busy") until the stuck ones return. Every outcome is counted per plugin and
+hook, and every failure is logged with the plugin id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from canopy_sdk.errors import ApiError, InvalidResult
+
+log = logging.getLogger("canopy.runtime")
+
+OK = "ok"
+ERROR = "error"  #: the hook raised
+TIMEOUT = "timeout"  #: the hook ran past its budget
+INVALID = "invalid"  #: the hook returned something its spec does not allow
+BUSY = "busy"  #: too many of the plugin's calls are still running
+REJECTED = "rejected"  #: the hook answered with an ApiError (a normal client error)
+MISSING = "missing"  #: the plugin does not implement the hook
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one plugin's hook call came to."""
+
+    plugin_id: str
+    hook: str
+    status: str
+    value: Any = None
+    error: BaseException | None = None
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the hook answered with a valid value."""
+        return self.status == OK
+
+
+class HookInvoker:
+    """Runs plugin hook calls on a bounded pool with per-call budgets and per-plugin bulkheads."""
+
+    def __init__(self, *, pool_size: int, max_in_flight: int, budgets_ms: Mapping[str, int]) -> None:
+        self._pool_size = pool_size
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self.max_in_flight = max_in_flight
+        self.budgets = {hook: ms / 1000.0 for hook, ms in budgets_ms.items()}
+        self._in_flight: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The thread pool, created on first use (after a server's fork, never before)."""
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._pool_size, thread_name_prefix="canopy-plugin")
+        return self._pool
+
+    def shutdown(self) -> None:
+        """Stop the pool without waiting for abandoned calls."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def budget(self, hook: str) -> float:
+        """The budget in seconds for one call of ``hook``."""
+        return self.budgets.get(hook, 1.0)
+
+    def count(self, plugin_id: str, hook: str, status: str) -> None:
+        """Count an outcome that happened outside :meth:`call` (e.g. a page's template failing)."""
+        with self._lock:
+            self.counts[(plugin_id, hook, status)] += 1
+
+    def _record(self, outcome: Outcome) -> Outcome:
+        with self._lock:
+            self.counts[(outcome.plugin_id, outcome.hook, outcome.status)] += 1
+        if outcome.status not in (OK, REJECTED, MISSING):
+            log.warning(
+                "plugin %s hook %s: %s (%s)",
+                outcome.plugin_id,
+                outcome.hook,
+                outcome.status,
+                outcome.error,
+                extra={"plugin": outcome.plugin_id, "hook": outcome.hook, "outcome": outcome.status},
+            )
+        return outcome
+
+    def _start(self, plugin_id: str, hook: str, function: Callable[..., Any], kwargs: dict[str, Any]) -> Future | None:
+        with self._lock:
+            if self._in_flight[plugin_id] >= self.max_in_flight:
+                return None
+            self._in_flight[plugin_id] += 1
+        try:
+            future = self.pool.submit(function, **kwargs)
+        except BaseException:
+            self._release(plugin_id)
+            raise
+        future.add_done_callback(lambda _f: self._release(plugin_id))
+        return future
+
+    def _release(self, plugin_id: str) -> None:
+        with self._lock:
+            self._in_flight[plugin_id] -= 1
+
+    def in_flight(self, plugin_id: str) -> int:
+        """How many of the plugin's calls are running now."""
+        with self._lock:
+            return self._in_flight[plugin_id]
+
+    def _finish(
+        self,
+        plugin_id: str,
+        hook: str,
+        future: Future | None,
+        check: Callable[[Any], Any],
+        started: float,
+        remaining: float,
+    ) -> Outcome:
+        if future is None:
+            error = RuntimeError(f"{self.max_in_flight} calls of this plugin are still running")
+            return self._record(Outcome(plugin_id, hook, BUSY, error=error))
+        try:
+            raw = future.result(timeout=max(remaining, 0.0))
+        except FutureTimeout:
+            error = TimeoutError(f"no answer within {self.budget(hook) * 1000:.0f} ms")
+            return self._record(Outcome(plugin_id, hook, TIMEOUT, error=error, elapsed=time.perf_counter() - started))
+        except ApiError as exc:
+            return self._record(Outcome(plugin_id, hook, REJECTED, error=exc, elapsed=time.perf_counter() - started))
+        except Exception as exc:
+            return self._record(Outcome(plugin_id, hook, ERROR, error=exc, elapsed=time.perf_counter() - started))
+        elapsed = time.perf_counter() - started
+        try:
+            value = check(raw)
+        except InvalidResult as exc:
+            return self._record(Outcome(plugin_id, hook, INVALID, error=exc, elapsed=elapsed))
+        except Exception as exc:  # a check must never let junk through as a 500
+            return self._record(Outcome(plugin_id, hook, INVALID, error=exc, elapsed=elapsed))
+        return self._record(Outcome(plugin_id, hook, OK, value=value, elapsed=elapsed))
+
+    def call(
+        self,
+        plugin_id: str,
+        hook: str,
+        function: Callable[..., Any] | None,
+        kwargs: dict[str, Any],
+        check: Callable[[Any], Any],
+    ) -> Outcome:
+        """Call one plugin's ``hook`` implementation and check its result."""
+        if function is None:
+            return self._record(Outcome(plugin_id, hook, MISSING))
+        started = time.perf_counter()
+        future = self._start(plugin_id, hook, function, kwargs)
+        return self._finish(plugin_id, hook, future, check, started, self.budget(hook))
+
+    def call_each(
+        self,
+        hook: str,
+        calls: list[tuple[str, Callable[..., Any] | None, dict[str, Any]]],
+        check: Callable[[Any], Any],
+    ) -> list[Outcome]:
+        """Call ``hook`` of several plugins at once; all share one budget of wall-clock time.
+
+        ``calls`` holds ``(plugin_id, function, kwargs)``; outcomes come back in the same order.
+        """
+        started = time.perf_counter()
+        futures = [
+            (plugin_id, None if function is None else self._start(plugin_id, hook, function, kwargs), function)
+            for plugin_id, function, kwargs in calls
+        ]
+        pending = [future for _, future, _ in futures if future is not None]
+        if pending:
+            wait(pending, timeout=self.budget(hook))
+        outcomes = []
+        for plugin_id, future, function in futures:
+            if function is None:
+                outcomes.append(self._record(Outcome(plugin_id, hook, MISSING)))
+                continue
+            remaining = self.budget(hook) - (time.perf_counter() - started)
+            outcomes.append(self._finish(plugin_id, hook, future, check, started, remaining))
+        return outcomes

@@ -1,0 +1,169 @@
+"""Finding plugins (folders and the ``canopy.plugins`` entry-point group) and loading them.
+
+Loading never raises for a bad plugin: it returns a :class:`LoadedPlugin` with
+``problem`` set, so one broken folder cannot stop the host or its neighbours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from canopy_sdk.loading import PluginImportError, import_entry
+from canopy_sdk.manifest import MANIFEST_NAME, Manifest, ManifestError, load_manifest
+
+log = logging.getLogger("canopy.runtime")
+
+ENTRY_POINT_GROUP = "canopy.plugins"
+SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache"}
+
+
+@dataclass
+class LoadedPlugin:
+    """A plugin found on disk or through an entry point, loaded or refused."""
+
+    source: str
+    folder: Path | None
+    manifest: Manifest | None = None
+    checksum: str | None = None
+    plugin: Any = None
+    problem: str | None = None
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def id(self) -> str | None:
+        """The plugin id, when the manifest could be read."""
+        return self.manifest.id if self.manifest else None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the plugin loaded and may be registered."""
+        return self.problem is None and self.plugin is not None
+
+
+class FolderProblem(Exception):
+    """A plugin folder holds something it may not (a link, a special file)."""
+
+
+def folder_checksum(folder: Path) -> str:
+    """Return ``sha256:<hex>`` over every file's relative path and bytes, in sorted order.
+
+    Refuses links and special files anywhere in the folder: a plugin's files are
+    exactly what is inside it.
+    """
+    digest = hashlib.sha256()
+    for relative, path in sorted(_plugin_files(folder)):
+        digest.update(relative.encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 16), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def _plugin_files(folder: Path) -> Iterator[tuple[str, Path]]:
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        base = Path(root)
+        for name in list(dirs):
+            if name in SKIPPED_NAMES:
+                dirs.remove(name)
+            elif (base / name).is_symlink():
+                raise FolderProblem(f"{(base / name).relative_to(folder)} is a link; plugin folders may not hold links")
+        for name in files:
+            path = base / name
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            if path.is_symlink():
+                raise FolderProblem(f"{path.relative_to(folder)} is a link; plugin folders may not hold links")
+            if not path.is_file():
+                raise FolderProblem(f"{path.relative_to(folder)} is not a regular file")
+            yield path.relative_to(folder).as_posix(), path
+
+
+def discover_folders(paths: Iterable[Path]) -> list[Path]:
+    """Return plugin folders: each path that holds a ``plugin.toml`` itself, or its
+    immediate subfolders that do. Missing paths are skipped with a warning."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            log.warning("plugin path %s is not a folder; skipped", path)
+            continue
+        if (path / MANIFEST_NAME).exists():
+            found.append(path)
+            continue
+        for child in sorted(path.iterdir()):
+            if (child / MANIFEST_NAME).exists() or (child.is_symlink() and child.is_dir()):
+                found.append(child)
+    return found
+
+
+def load_folder(folder: Path, *, import_code: bool = True, source: str | None = None) -> LoadedPlugin:
+    """Validate a plugin folder and, unless it must run in the sandbox, import its entry."""
+    result = LoadedPlugin(source=source or str(folder), folder=folder)
+    if folder.is_symlink():
+        result.problem = "the plugin folder is a link; plugin folders may not be links"
+        return result
+    try:
+        result.manifest = load_manifest(folder)
+        result.checksum = folder_checksum(folder)
+    except ManifestError as exc:
+        result.problem = str(exc)
+        result.problems = exc.problems
+        return result
+    except FolderProblem as exc:
+        result.problem = str(exc)
+        return result
+    if result.manifest.publisher_kind == "partner":
+        result.problem = (
+            "partner plugins run only in the sandbox, which this host does not provide yet; "
+            "the plugin is registered but not started"
+        )
+        return result
+    if import_code:
+        _import(result, lambda: import_entry(folder, result.manifest))
+    return result
+
+
+def _import(result: LoadedPlugin, load) -> None:
+    try:
+        result.plugin = load()
+    except PluginImportError as exc:
+        result.problem = str(exc)
+    except Exception as exc:  # an entry point's own import error
+        result.problem = f"importing {result.source} failed: {exc!r}"
+
+
+def load_entry_points() -> list[LoadedPlugin]:
+    """Load the installed distributions of the ``canopy.plugins`` entry-point group.
+
+    The entry point names the plugin object (``pkg.module:plugin``); its
+    ``plugin.toml`` sits in the folder of the entry point's package.
+    """
+    loaded = []
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        source = f"entry point {entry_point.name} = {entry_point.value}"
+        folder = _package_folder(entry_point.module)
+        if folder is None:
+            loaded.append(LoadedPlugin(source=source, folder=None, problem=f"{source}: module not found"))
+            continue
+        result = load_folder(folder, import_code=False, source=source)
+        if result.problem is None:
+            _import(result, entry_point.load)
+        loaded.append(result)
+    return loaded
+
+
+def _package_folder(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent

@@ -1,0 +1,114 @@
+"""The registry: which plugins and versions the host knows, in the database.
+
+:func:`sync_registry` records what the runtime loaded. A version, once registered,
+keeps its manifest and checksum: files that differ under the same version number are
+refused (publish a new version instead). State changes by staff (``disabled``) are
+kept across syncs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .loader import LoadedPlugin
+from .models import PluginRecord, PluginState, PluginVersion
+from .services import PluginRuntime
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync did."""
+
+    added: list[str]
+    refused: list[str]
+    unchanged: list[str]
+
+
+class UnknownPlugin(LookupError):
+    """No plugin (or version) with that id is registered."""
+
+
+def sync_registry(session: Session, runtime: PluginRuntime, *, approve: bool = False) -> SyncReport:
+    """Record every plugin the runtime found. ``approve`` grants each newly registered
+    version the scopes its manifest requests (for bundled plugins and the demo)."""
+    added, refused, unchanged = [], [], []
+    for loaded in runtime.known():
+        if loaded.manifest is None or loaded.checksum is None:
+            continue  # nothing identifiable to record; the load problem is logged and listed
+        manifest = loaded.manifest
+        record = session.get(PluginRecord, manifest.id)
+        if record is None:
+            record = PluginRecord(
+                id=manifest.id,
+                publisher_kind=manifest.publisher_kind,
+                publisher_id=manifest.publisher_id,
+                name=manifest.name,
+            )
+            session.add(record)
+        version = session.scalar(
+            select(PluginVersion).where(PluginVersion.plugin_id == manifest.id, PluginVersion.version == manifest.version)
+        )
+        label = f"{manifest.id} {manifest.version}"
+        if version is None:
+            session.add(_new_version(loaded, approve))
+            session.flush()
+            added.append(label)
+        elif version.checksum != loaded.checksum:
+            runtime.refuse(
+                manifest.id,
+                f"version {manifest.version} is registered with checksum {version.checksum} but these files have "
+                f"{loaded.checksum}; a published version never changes, so give the changed plugin a new version",
+            )
+            refused.append(label)
+        else:
+            _refresh_state(version, loaded)
+            unchanged.append(label)
+    return SyncReport(added, refused, unchanged)
+
+
+def _new_version(loaded: LoadedPlugin, approve: bool) -> PluginVersion:
+    manifest = loaded.manifest
+    assert manifest is not None and loaded.checksum is not None
+    return PluginVersion(
+        plugin_id=manifest.id,
+        version=manifest.version,
+        manifest=manifest.raw,
+        checksum=loaded.checksum,
+        source=loaded.source[:500],
+        state=PluginState.ACTIVE if loaded.ok else PluginState.REFUSED,
+        state_reason="" if loaded.ok else (loaded.problem or ""),
+        approved_scopes=list(manifest.scopes) if approve else [],
+    )
+
+
+def _refresh_state(version: PluginVersion, loaded: LoadedPlugin) -> None:
+    if version.state == PluginState.DISABLED:
+        return
+    version.state = PluginState.ACTIVE if loaded.ok else PluginState.REFUSED
+    version.state_reason = "" if loaded.ok else (loaded.problem or "")
+
+
+def get_version(session: Session, plugin_id: str, version: str | None = None) -> PluginVersion:
+    """Return one registered version (the newest registered when ``version`` is None)."""
+    query = select(PluginVersion).where(PluginVersion.plugin_id == plugin_id)
+    if version is not None:
+        query = query.where(PluginVersion.version == version)
+    found = session.scalar(query.order_by(PluginVersion.registered_at.desc(), PluginVersion.pk.desc()).limit(1))
+    if found is None:
+        raise UnknownPlugin(f"no plugin {plugin_id!r}" + (f" version {version!r}" if version else "") + " is registered")
+    return found
+
+
+def list_plugins(session: Session) -> list[PluginRecord]:
+    """Every registered plugin with its versions, by id."""
+    return list(session.scalars(select(PluginRecord).order_by(PluginRecord.id)))
+
+
+def approve_scopes(session: Session, plugin_id: str, version: str | None = None) -> PluginVersion:
+    """Approve every scope a version's manifest requests (head office's decision)."""
+    found = get_version(session, plugin_id, version)
+    found.approved_scopes = list(found.manifest.get("scopes", []))
+    return found

@@ -1,0 +1,191 @@
+"""The plugin runtime of one app: loading, registration, contexts and hook calls.
+
+``create_app`` builds one :class:`PluginRuntime`, loads the plugins, and calls
+:meth:`PluginRuntime.start`, after which registration is closed. Views and the CLI
+reach it with :func:`host.runtime.get_runtime`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any, Callable, Iterable, Mapping
+
+from canopy_sdk import results
+from canopy_sdk.hookspecs import HOOK_NAMES
+from canopy_sdk.types import BranchInfo, Event, Page, SearchHit, Tile
+from pluggy import PluginValidationError
+
+from ..db import Database
+from ..oauth.scopes import ScopeCatalog
+from .context import PluginContext
+from .grants import ConsentSource, NoConsentsYet, grant_for
+from .invoke import HookInvoker, Outcome
+from .loader import LoadedPlugin, discover_folders, load_entry_points, load_folder
+from .manager import CanopyPluginManager
+from .storage import PluginStorage
+
+log = logging.getLogger("canopy.runtime")
+
+#: The host's own features, registered as plugins on the same manager.
+DEFAULT_PLUGINS = ("host.oauth.default_scopes",)
+
+
+class PluginRuntime:
+    """Everything the host knows about its plugins while it runs."""
+
+    def __init__(self, config: Mapping[str, Any], database: Database) -> None:
+        self.config = config
+        self.database = database
+        self.pm = CanopyPluginManager()
+        self.invoker = HookInvoker(
+            pool_size=int(config["PLUGIN_POOL_SIZE"]),
+            max_in_flight=int(config["PLUGIN_MAX_IN_FLIGHT"]),
+            budgets_ms=config["HOOK_BUDGET_MS"],
+        )
+        self.consents: ConsentSource = NoConsentsYet()
+        self.plugins: dict[str, LoadedPlugin] = {}
+        self.refused: list[LoadedPlugin] = []
+        self._impls: dict[str, dict[str, Callable[..., Any]]] = {}
+        for name in DEFAULT_PLUGINS:
+            self.pm.register(importlib.import_module(name), name=name)
+        self.catalog = ScopeCatalog.from_hook_results(self.pm.hook.canopy_scope_definitions())
+
+    # -- loading -------------------------------------------------------------
+
+    def load(self, folders: Iterable, *, entry_points: bool = True) -> None:
+        """Load plugin folders (and the entry-point group), registering each that is sound."""
+        for folder in discover_folders(folders):
+            self.add(load_folder(folder))
+        if entry_points:
+            for loaded in load_entry_points():
+                self.add(loaded)
+
+    def add(self, loaded: LoadedPlugin) -> None:
+        """Register one loaded plugin, or keep it as refused with the reason."""
+        if loaded.manifest is not None:
+            unknown = self.catalog.unknown(loaded.manifest.scopes)
+            if unknown and loaded.problem is None:
+                loaded.problems = [
+                    (f"scopes[{loaded.manifest.scopes.index(name)}]", f"unknown scope {name!r}") for name in unknown
+                ]
+                loaded.problem = "; ".join(f"{path}: {message}" for path, message in loaded.problems)
+            existing = self.plugins.get(loaded.manifest.id)
+            if existing is not None:
+                loaded.problem = f"plugin id {loaded.manifest.id!r} is already loaded from {existing.source}"
+        if loaded.ok:
+            try:
+                self._register(loaded)
+            except PluginValidationError as exc:
+                loaded.problem = f"hook implementations do not match the contract: {exc}"
+        if not loaded.ok:
+            log.error("plugin %s not started: %s", loaded.id or loaded.source, loaded.problem)
+            self.refused.append(loaded)
+
+    def _register(self, loaded: LoadedPlugin) -> None:
+        assert loaded.manifest is not None
+        plugin_id = loaded.manifest.id
+        self.pm.register(loaded.plugin, name=plugin_id)
+        impls: dict[str, Callable[..., Any]] = {}
+        unknown = []
+        for caller in self.pm.get_hookcallers(loaded.plugin) or []:
+            if caller.spec is None:
+                unknown.append(caller.name)
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is loaded.plugin:
+                    impls[caller.name] = impl.function
+        if unknown or set(impls) - set(HOOK_NAMES):
+            self.pm.unregister(loaded.plugin)
+            names = sorted(set(unknown) | (set(impls) - set(HOOK_NAMES)))
+            raise PluginValidationError(loaded.plugin, f"unknown hooks {', '.join(names)}; see canopy_sdk.hookspecs")
+        self._impls[plugin_id] = impls
+        self.plugins[plugin_id] = loaded
+
+    def start(self) -> None:
+        """Check every registration against the specs and close registration."""
+        self.pm.freeze()
+
+    def refuse(self, plugin_id: str, reason: str) -> None:
+        """Stop serving a loaded plugin (e.g. its files differ from the registered version)."""
+        loaded = self.plugins.pop(plugin_id, None)
+        if loaded is not None:
+            loaded.problem = reason
+            self._impls.pop(plugin_id, None)
+            self.refused.append(loaded)
+            log.error("plugin %s refused: %s", plugin_id, reason)
+
+    def known(self) -> list[LoadedPlugin]:
+        """Every plugin found, started or refused, in load order."""
+        return list(self.plugins.values()) + self.refused
+
+    # -- contexts and calls --------------------------------------------------
+
+    def context(
+        self,
+        plugin_id: str,
+        *,
+        branch: BranchInfo,
+        locale: str,
+        approved_scopes: Iterable[str],
+        customer_id: str | None = None,
+        customer_subject: str | None = None,
+        customer_profile: Mapping[str, Any] | None = None,
+    ) -> PluginContext:
+        """Build the ``ctx`` for one call of ``plugin_id``."""
+        manifest = self.plugins[plugin_id].manifest
+        assert manifest is not None
+        grant = grant_for(
+            self.catalog,
+            frozenset(manifest.scopes),
+            frozenset(approved_scopes),
+            self.consents,
+            plugin_id,
+            customer_id,
+        )
+        return PluginContext(
+            plugin_id=plugin_id,
+            branch=branch,
+            locale=locale,
+            grant=grant,
+            storage_factory=lambda customer: PluginStorage(self.database, plugin_id, customer),
+            customer_subject=customer_subject,
+            customer_profile=customer_profile,
+        )
+
+    def impl(self, plugin_id: str, hook: str) -> Callable[..., Any] | None:
+        """The plugin's implementation of ``hook``, or None."""
+        return self._impls.get(plugin_id, {}).get(hook)
+
+    def tiles(self, contexts: list[PluginContext]) -> list[Outcome]:
+        """Ask each context's plugin for its tiles, all at once within one budget."""
+        hook = "canopy_storefront_tiles"
+        calls = [(c.plugin_id, self.impl(c.plugin_id, hook), {"ctx": c}) for c in contexts]
+        return self.invoker.call_each(hook, calls, results.check_tiles)
+
+    def search(self, contexts: list[PluginContext], query: str) -> list[Outcome]:
+        """Ask each context's plugin for search hits, all at once within one budget."""
+        hook = "canopy_search"
+        calls = [(c.plugin_id, self.impl(c.plugin_id, hook), {"ctx": c, "query": query}) for c in contexts]
+        return self.invoker.call_each(hook, calls, results.check_search_hits)
+
+    def page(self, ctx: PluginContext, path: str, query: Mapping[str, str]) -> Outcome:
+        """Ask the plugin for its page at ``path``."""
+        hook = "canopy_page"
+        kwargs = {"ctx": ctx, "path": path, "query": dict(query)}
+        return self.invoker.call(ctx.plugin_id, hook, self.impl(ctx.plugin_id, hook), kwargs, results.check_page)
+
+    def api(self, ctx: PluginContext, method: str, path: str, body: Any) -> Outcome:
+        """Call the plugin's back end; a successful outcome's value is the JSON text."""
+        hook = "canopy_api"
+        kwargs = {"ctx": ctx, "method": method, "path": path, "body": body}
+        return self.invoker.call(ctx.plugin_id, hook, self.impl(ctx.plugin_id, hook), kwargs, results.encode_api_result)
+
+    def event(self, ctx: PluginContext, event: Event) -> Outcome:
+        """Deliver ``event`` to the plugin."""
+        hook = "canopy_on_event"
+        kwargs = {"ctx": ctx, "event": event}
+        return self.invoker.call(ctx.plugin_id, hook, self.impl(ctx.plugin_id, hook), kwargs, lambda _: None)
+
+
+__all__ = ["DEFAULT_PLUGINS", "Outcome", "Page", "PluginRuntime", "SearchHit", "Tile"]

@@ -1,0 +1,135 @@
+"""Serving a mini-program: its pages, its static files and its API, at ``/mp/<plugin_id>/``.
+
+The plugin must be installed and active in the branch named by ``?branch=`` (head
+office when absent). A plugin that fails answers 502 (504 when it runs past its
+budget) for its own page only; the host never answers 500 for a plugin's fault.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, request, send_from_directory
+
+from .. import db
+from ..i18n import request_locale
+from ..problems import Problem
+from ..runtime import get_runtime
+from ..runtime.invoke import BUSY, MISSING, OK, REJECTED, TIMEOUT, Outcome
+from .links import HOST_PARAMS
+from .rendering import render_page
+from .services import UnknownBranch, Zone, context_for, get_branch, zones
+
+bp = Blueprint("miniprogram", __name__)
+
+MAX_QUERY_PARAMS = 50
+MAX_QUERY_VALUE = 2000
+API_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+#: The policy of a mini-program's pages: only its own scripts, styles and images.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'self'; base-uri 'none'; object-src 'none'"
+)
+
+
+def _resolve(plugin_id: str):
+    session = db.session()
+    try:
+        branch = get_branch(session, request.args.get("branch") or current_app.config["HEAD_OFFICE"])
+    except UnknownBranch as exc:
+        raise Problem(404, "No such branch", str(exc)) from None
+    found = zones(session, get_runtime(), branch.code, plugin_id)
+    if not found:
+        raise Problem(404, "No such mini-program", f"{plugin_id!r} is not available in branch {branch.code}.")
+    return branch, found[0]
+
+
+def _query() -> dict[str, str]:
+    items = [(k, v) for k, v in request.args.items(multi=False) if k not in HOST_PARAMS]
+    if len(items) > MAX_QUERY_PARAMS:
+        raise Problem(400, "Too many query parameters", f"At most {MAX_QUERY_PARAMS} are accepted.")
+    for key, value in items:
+        if len(key) > 100 or len(value) > MAX_QUERY_VALUE:
+            raise Problem(400, "Query parameter too long", f"Parameter {key[:100]!r} is over {MAX_QUERY_VALUE} characters.")
+    return dict(items)
+
+
+def _plugin_failure(outcome: Outcome) -> Problem:
+    if outcome.status == TIMEOUT:
+        return Problem(504, "Mini-program timed out", f"{outcome.plugin_id} did not answer in time.")
+    if outcome.status == BUSY:
+        return Problem(503, "Mini-program busy", f"{outcome.plugin_id} is busy; try again shortly.")
+    return Problem(502, "Mini-program failed", f"{outcome.plugin_id} could not answer this request.")
+
+
+@bp.get("/mp/<plugin_id>/", defaults={"subpath": ""})
+@bp.get("/mp/<plugin_id>/<path:subpath>")
+def page(plugin_id: str, subpath: str):
+    """One of the mini-program's pages."""
+    branch, zone = _resolve(plugin_id)
+    locale = request_locale()
+    runtime = get_runtime()
+    ctx = context_for(runtime, zone, branch, locale)
+    outcome = runtime.page(ctx, "/" + subpath, _query())
+    if outcome.status == MISSING or (outcome.ok and outcome.value is None):
+        raise Problem(404, "No such page", f"{plugin_id} has no page /{subpath}.")
+    if not outcome.ok:
+        raise _plugin_failure(outcome)
+    try:
+        html = render_page(
+            plugin_id, _folder(zone), outcome.value, branch={"code": branch.code, "name": ctx.branch.name}, locale=locale
+        )
+    except Exception as exc:  # the plugin's template is broken: its fault, its page only
+        runtime.invoker.count(plugin_id, "render", "error")
+        current_app.logger.warning("plugin %s template failed: %r", plugin_id, exc)
+        raise Problem(502, "Mini-program failed", f"{plugin_id} could not render this page.") from None
+    response = Response(html, status=outcome.value.status, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response.headers["Content-Language"] = locale
+    return response
+
+
+@bp.get("/mp/<plugin_id>/static/<path:filename>")
+def static(plugin_id: str, filename: str):
+    """A file from the mini-program's ``static/`` folder."""
+    _, zone = _resolve(plugin_id)
+    response = send_from_directory(_folder(zone) / "static", filename, max_age=3600)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.route("/mp/<plugin_id>/api/", defaults={"subpath": ""}, methods=API_METHODS)
+@bp.route("/mp/<plugin_id>/api/<path:subpath>", methods=API_METHODS)
+def api(plugin_id: str, subpath: str):
+    """A call from the mini-program's page to its back end (``canopy_api``)."""
+    branch, zone = _resolve(plugin_id)
+    body = _json_body()
+    runtime = get_runtime()
+    ctx = context_for(runtime, zone, branch, request_locale())
+    outcome = runtime.api(ctx, request.method, "/" + subpath, body)
+    if outcome.status == OK:
+        return Response(outcome.value, mimetype="application/json")
+    if outcome.status == REJECTED:
+        error = outcome.error
+        raise Problem(error.status, error.title, error.detail or None)  # type: ignore[union-attr]
+    if outcome.status == MISSING:
+        raise Problem(404, "No API", f"{plugin_id} has no API.")
+    raise _plugin_failure(outcome)
+
+
+def _json_body():
+    data = request.get_data(cache=False)
+    if not data:
+        return None
+    if request.mimetype != "application/json":
+        raise Problem(415, "Unsupported media type", "Send the body as application/json.")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise Problem(400, "Malformed JSON", f"The body is not valid JSON: {exc}") from None
+
+
+def _folder(zone: Zone):
+    assert zone.plugin.folder is not None
+    return zone.plugin.folder

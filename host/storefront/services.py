@@ -1,0 +1,92 @@
+"""Storefront queries: branches, and which plugin zones a branch's storefront shows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from canopy_sdk.types import BranchInfo
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..runtime.loader import LoadedPlugin
+from ..runtime.models import PluginState, PluginVersion
+from ..runtime.services import PluginRuntime
+from .models import Branch, Installation
+
+log = logging.getLogger("canopy.storefront")
+
+
+class UnknownBranch(LookupError):
+    """No branch has that code."""
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A plugin installed in a branch's storefront that can be served now."""
+
+    plugin: LoadedPlugin
+    version: PluginVersion
+    position: int
+
+    @property
+    def plugin_id(self) -> str:
+        """The plugin's id."""
+        return self.version.plugin_id
+
+
+def get_branch(session: Session, code: str) -> Branch:
+    """Return the branch with ``code``, or raise :class:`UnknownBranch`."""
+    branch = session.get(Branch, code) if isinstance(code, str) and len(code) <= 16 else None
+    if branch is None:
+        raise UnknownBranch(f"there is no branch with code {code!r}")
+    return branch
+
+
+def branch_info(branch: Branch, locale: str) -> BranchInfo:
+    """The branch as plugins see it."""
+    return BranchInfo(code=branch.code, name=branch.name(locale), parent=branch.parent_code)
+
+
+def zones(session: Session, runtime: PluginRuntime, branch_code: str, plugin_id: str | None = None) -> list[Zone]:
+    """The zones a branch's storefront shows, in grid order: installed, active in the
+    registry, and loaded with exactly the registered files."""
+    query = (
+        select(Installation.position, PluginVersion)
+        .join(
+            PluginVersion,
+            (PluginVersion.plugin_id == Installation.plugin_id) & (PluginVersion.version == Installation.version),
+        )
+        .where(Installation.branch_code == branch_code, PluginVersion.state == PluginState.ACTIVE)
+        .order_by(Installation.position, Installation.plugin_id)
+    )
+    if plugin_id is not None:
+        query = query.where(Installation.plugin_id == plugin_id)
+    found = []
+    for position, version in session.execute(query):
+        loaded = runtime.plugins.get(version.plugin_id)
+        if loaded is None or loaded.manifest is None:
+            continue
+        if loaded.manifest.version != version.version or loaded.checksum != version.checksum:
+            log.error(
+                "plugin %s: installed version %s is not the loaded one (%s); zone left out",
+                version.plugin_id,
+                version.version,
+                loaded.manifest.version,
+            )
+            continue
+        found.append(Zone(loaded, version, position))
+    return found
+
+
+def context_for(runtime: PluginRuntime, zone: Zone, branch: Branch, locale: str):
+    """The ``ctx`` for a call of ``zone``'s plugin on ``branch``'s storefront.
+
+    Until customers can sign in, every visitor is anonymous.
+    """
+    return runtime.context(
+        zone.plugin_id,
+        branch=branch_info(branch, locale),
+        locale=locale,
+        approved_scopes=zone.version.approved_scopes,
+    )
