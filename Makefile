@@ -1,0 +1,52 @@
+# Canopy — `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_WORKERS ?= 2
+export CANOPY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-sqlite test-postgres bench clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml sdk/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ./sdk -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the host, the SDK (by path) and test tools
+
+run: install ## Set up the embedded SQLite instance, seed the demo and serve on $(HOST):$(PORT)
+	$(VENV)/bin/canopy init-instance
+	$(VENV)/bin/canopy db upgrade
+	$(VENV)/bin/canopy demo
+	@echo ""
+	@echo "  Canopy is starting on http://$(HOST):$(PORT)/"
+	@echo "    storefronts:   http://$(HOST):$(PORT)/s/HQ  /s/SH001  /s/BJ001  /s/GZ001"
+	@echo "    mini-program:  http://$(HOST):$(PORT)/mp/sh.deals/?branch=SH001"
+	@echo "    API:           http://$(HOST):$(PORT)/api/v1/plugins   docs: /api/v1/docs"
+	@echo "    health:        http://$(HOST):$(PORT)/healthz  /readyz"
+	@echo ""
+	$(VENV)/bin/canopy serve --host $(HOST) --port $(PORT)
+
+test: install ## Run the whole suite on SQLite, then the database tests again on PostgreSQL
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: install ## The whole suite on the embedded SQLite
+	CANOPY_TEST_BACKEND=sqlite $(PY) -m pytest -n $(PYTEST_WORKERS) -m "not postgres"
+
+test-postgres: install ## The database tests on PostgreSQL (CANOPY_TEST_DATABASE_URL)
+	CANOPY_TEST_BACKEND=postgresql $(PY) -m pytest -n $(PYTEST_WORKERS) -m "db or postgres"
+
+bench: install ## Benchmarks, printed as ratios against baselines measured in the same run
+	$(PY) -m benchmarks
+
+clean: ## Remove the virtualenv and the local instance
+	rm -rf $(VENV) instance

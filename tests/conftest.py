@@ -1,0 +1,185 @@
+"""Fixtures shared by the whole suite.
+
+The database backend is chosen by ``CANOPY_TEST_BACKEND``:
+
+* ``sqlite`` (default): each test gets a fresh copy of a migrated SQLite file.
+* ``postgresql``: each test worker gets its own database on
+  ``CANOPY_TEST_DATABASE_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``),
+  migrated once; tables are emptied after each test. When PostgreSQL cannot be
+  reached the tests that need it are skipped with the reason — except under
+  ``CI=true``, where that is an error.
+
+Tests that use the ``database_url`` fixture (directly or through ``app``) are marked
+``db`` automatically, so ``make test`` can run exactly those again on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = ROOT / "plugins"
+SECRET = "test-secret-key-for-the-suite-only-0123456789"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def backend() -> str:
+    return os.environ.get("CANOPY_TEST_BACKEND", "sqlite")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
+def _postgres_or_skip() -> str:
+    from host.db import engine_for
+
+    url = os.environ.get("CANOPY_TEST_DATABASE_URL", DEFAULT_PG)
+    try:
+        engine = engine_for(url)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        message = f"PostgreSQL is not reachable at {make_url(url).render_as_string(hide_password=True)}: {exc.__class__.__name__}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true: PostgreSQL tests must run)", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A freshly created, migrated PostgreSQL database for this test worker."""
+    from host.db import engine_for
+    from host.migrations import upgrade
+
+    base = _postgres_or_skip()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"canopy_test_{worker}".replace("-", "_")
+    admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    engine = engine_for(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated SQLite file that each test copies."""
+    from host.db import engine_for
+    from host.migrations import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "canopy.db"
+    engine = engine_for(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def database_url(request, tmp_path) -> str:
+    """The URL of an empty, migrated database for this test."""
+    if backend() == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        yield url
+        _truncate(url)
+    else:
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "canopy.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+
+
+def _truncate(url: str) -> None:
+    from host.db import engine_for
+    from host.migrations import models_metadata
+
+    engine = engine_for(url)
+    names = ", ".join(f'"{table.name}"' for table in models_metadata().sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_only():
+    """Skip unless this run is on PostgreSQL (the PostgreSQL pass runs these tests)."""
+    if backend() != "postgresql":
+        pytest.skip("needs PostgreSQL; runs in the PostgreSQL pass (CANOPY_TEST_BACKEND=postgresql)")
+
+
+def make_config(database_url: str, tmp_path: Path, **overrides) -> dict:
+    """The configuration the suite's apps run with."""
+    config = {
+        "DATABASE_URL": database_url,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "PLUGIN_PATHS": [str(PLUGINS)],
+        "LOAD_ENTRY_POINTS": False,
+        "SECRET_KEY": SECRET,
+        "TESTING": True,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def app_factory(database_url, tmp_path):
+    """Build apps on this test's database; each is shut down at the end."""
+    from host import create_app
+    from host.db import get_database
+    from host.runtime import get_runtime
+
+    apps = []
+
+    def build(**overrides):
+        app = create_app(make_config(database_url, tmp_path, **overrides))
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        get_runtime(app).invoker.shutdown()
+        get_database(app).dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    """An app with the bundled plugins, registry synced, not seeded."""
+    return app_factory()
+
+
+@pytest.fixture
+def demo_app(app):
+    """An app seeded with the demo branches and installations."""
+    from host.db import get_database
+    from host.demo import seed
+    from host.runtime import get_runtime
+    from host.runtime.registry import sync_registry
+
+    with get_database(app).transaction(write=True) as session:
+        sync_registry(session, get_runtime(app), approve=True)
+    with get_database(app).transaction(write=True) as session:
+        seed(session)
+    return app
+
+
+@pytest.fixture
+def client(demo_app):
+    """A test client of the demo app."""
+    return demo_app.test_client()
