@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 from urllib.parse import unquote
 
@@ -119,9 +119,8 @@ class Page(_Wire):
             raise InvalidResult(f"Page.status must be 200 or a client error code, got {self.status!r}")
 
     def to_wire(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["context"] = dict(self.context)
-        return data
+        # asdict would deep-copy the mapping itself, which fails for read-only mappings.
+        return asdict(replace(self, context=dict(self.context)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +168,7 @@ class Event(_Wire):
         _text("Event", "customer", self.customer, max_len=128, required=False)
 
     def to_wire(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["data"] = dict(self.data)
-        return data
+        return asdict(replace(self, data=dict(self.data)))
 
 
 @dataclass(frozen=True, slots=True)
