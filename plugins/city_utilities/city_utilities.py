@@ -1,0 +1,200 @@
+"""城市缴费 City Utilities: CITYPOWER's electricity, water and gas bills in the bank's app.
+
+A partner mini-program: the host runs it in the sandbox, so this module imports only the
+standard library, ``canopy_sdk`` and its own modules. Customers link their accounts
+(:mod:`.accounts`); bills come from the partner's simulated billing back end
+(:mod:`.billing`). Paying is not offered yet: it will go through the host's payments once
+they exist (the manifest already asks for ``payments:create`` and ``payments:read``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Callable, Mapping
+
+from canopy_sdk import ApiError, Page, SearchHit, Tile, hookimpl
+
+from . import accounts
+from .billing import CURRENCY, UTILITIES, billing_period, format_amount, monthly_bill, shanghai_today
+
+#: Search terms and the utility each one asks about (None: all of them).
+SEARCH_TERMS: dict[str, str | None] = {
+    "电费": "electricity", "用电": "electricity", "electricity": "electricity",
+    "electric": "electricity", "power": "electricity",
+    "水费": "water", "自来水": "water", "用水": "water", "water": "water", "water bill": "water",
+    "燃气": "gas", "燃气费": "gas", "煤气": "gas", "天然气": "gas", "gas": "gas", "gas bill": "gas",
+    "缴费": None, "生活缴费": None, "账单": None, "水电煤": None, "utility": None, "utilities": None,
+    "bill": None, "bills": None,
+}
+
+
+def language(ctx: Any) -> str:
+    """Return ``"en"`` when the customer reads English, else ``"zh"`` (the default)."""
+    locale = getattr(ctx, "locale", "")
+    return "en" if isinstance(locale, str) and locale.lower().startswith("en") else "zh"
+
+
+def _t(ctx: Any, zh: str, en: str) -> str:
+    return en if language(ctx) == "en" else zh
+
+
+class CityUtilities:
+    """The hook implementations of ``city.utilities``. ``today`` is replaceable for tests."""
+
+    def __init__(self, today: Callable[[], date] = shanghai_today) -> None:
+        self.today = today
+
+    # -- the customer's statement --------------------------------------------------------------
+
+    def _statement(self, ctx: Any) -> dict[str, Any]:
+        """Return the customer's linked accounts with this month's unpaid bills, as plain data."""
+        lang = language(ctx)
+        period = billing_period(self.today())
+        bills = []
+        for entry in accounts.linked(ctx.customer_storage):
+            bill = monthly_bill(entry["utility"], entry["account_no"], period)
+            utility = UTILITIES[entry["utility"]]
+            bills.append({
+                **bill.to_dict(),
+                "utility_name": utility.name[lang],
+                "unit": utility.unit[lang],
+                "amount_display": format_amount(bill.amount),
+                "account_masked": accounts.masked(entry["account_no"]),
+            })
+        total = sum(bill["amount"] for bill in bills)
+        return {"period": period, "bills": bills, "total_due": total, "total_display": format_amount(total)}
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    @hookimpl
+    def canopy_storefront_tiles(self, ctx: Any) -> list[Tile]:
+        """The total due across the customer's accounts, or an invitation to link one."""
+        statement = self._statement(ctx) if ctx.customer is not None else None
+        if not statement or not statement["bills"]:
+            return [Tile(
+                title=_t(ctx, "绑定水电燃气账户", "Link your utility accounts"),
+                subtitle=_t(ctx, "电费、水费、燃气费账单一处查看", "See electricity, water and gas bills in one place"),
+                link="/link",
+            )]
+        count = len(statement["bills"])
+        kinds = "、".join(dict.fromkeys(b["utility_name"] for b in statement["bills"]))
+        if language(ctx) == "en":
+            kinds = ", ".join(dict.fromkeys(b["utility_name"] for b in statement["bills"]))
+        return [Tile(
+            title=_t(ctx, f"待缴 {statement['total_display']}", f"{statement['total_display']} due"),
+            subtitle=_t(ctx, f"{count} 个账户 · {kinds}", f"{count} account{'s' if count > 1 else ''} · {kinds}"),
+            link="/bills",
+            badge=_t(ctx, f"{count} 笔账单", f"{count} bill{'s' if count > 1 else ''}"),
+        )]
+
+    @hookimpl
+    def canopy_page(self, ctx: Any, path: str, query: Mapping[str, str]) -> Page | None:
+        """``/``: overview; ``/bills``: the bills due; ``/link``: link or unlink an account."""
+        views = {
+            "/": (("城市缴费", "City utilities"), "index.html"),
+            "/bills": (("待缴账单", "Bills due"), "bills.html"),
+            "/link": (("绑定账户", "Link an account"), "link.html"),
+        }
+        if path not in views:
+            return None
+        (zh, en), template = views[path]
+        title = _t(ctx, zh, en)
+        lang = language(ctx)
+        context: dict[str, Any] = {
+            "title": title,
+            "signed_in": ctx.customer is not None,
+            "currency": CURRENCY,
+            "utilities": [{"code": u.code, "name": u.name[lang]} for u in UTILITIES.values()],
+            "max_accounts": accounts.MAX_ACCOUNTS,
+        }
+        if ctx.customer is not None:
+            context.update(self._statement(ctx))
+        else:
+            context.update(period=billing_period(self.today()), bills=[], total_due=0, total_display=format_amount(0))
+        if path == "/link":
+            wanted = query.get("utility")
+            context["selected"] = wanted if isinstance(wanted, str) and wanted in UTILITIES else ""
+        return Page(title=title, template=template, context=context)
+
+    @hookimpl
+    def canopy_api(self, ctx: Any, method: str, path: str, body: Any) -> Any:
+        """``GET|POST /accounts``, ``DELETE /accounts/<utility>/<account_no>``, ``GET /bills``."""
+        parts = path.strip("/").split("/") if isinstance(path, str) else []
+        if parts == ["accounts"]:
+            handlers = {"GET": self._list_accounts, "POST": self._link}
+        elif len(parts) == 3 and parts[0] == "accounts":
+            handlers = {"DELETE": lambda ctx, body: self._unlink(ctx, parts[1], parts[2])}
+        elif parts == ["bills"]:
+            handlers = {"GET": lambda ctx, body: self._statement(ctx)}
+        else:
+            raise ApiError(404, _t(ctx, "没有这个接口", "No such endpoint"),
+                           _t(ctx, "可用接口：/accounts、/bills。", "Try /accounts or /bills."))
+        if method not in handlers:
+            allowed = " ".join(handlers)
+            raise ApiError(405, _t(ctx, "不支持该方法", "Method not allowed"),
+                           _t(ctx, f"这个接口只支持 {allowed}。", f"This endpoint accepts {allowed} only."))
+        if ctx.customer is None:
+            raise ApiError(401, _t(ctx, "请先登录", "Sign in first"),
+                           _t(ctx, "登录后才能查看和绑定账户。", "Sign in to see and link your accounts."))
+        try:
+            return handlers[method](ctx, body)
+        except accounts.InvalidAccount as exc:
+            title = f"Invalid {exc.field}" if exc.field else "Malformed request"
+            raise ApiError(400, _t(ctx, "请求内容有误", title), exc.message[language(ctx)]) from None
+        except (accounts.DuplicateAccount, accounts.TooManyAccounts) as exc:
+            title = _t(ctx, "已绑定", "Already linked") if isinstance(exc, accounts.DuplicateAccount) \
+                else _t(ctx, "绑定数量已达上限", "Too many accounts")
+            raise ApiError(409, title, exc.message[language(ctx)]) from None
+        except accounts.Busy as exc:
+            raise ApiError(429, _t(ctx, "请稍后再试", "Try again"), exc.message[language(ctx)]) from None
+
+    def _list_accounts(self, ctx: Any, body: Any) -> dict[str, Any]:
+        return {"accounts": accounts.linked(ctx.customer_storage), "limit": accounts.MAX_ACCOUNTS}
+
+    def _link(self, ctx: Any, body: Any) -> dict[str, Any]:
+        utility, account_no = accounts.read_request(body)
+        entry = accounts.link(ctx.customer_storage, utility, account_no)
+        bill = monthly_bill(utility, account_no, billing_period(self.today()))
+        return {"linked": True, "account": entry, "bill": bill.to_dict()}
+
+    def _unlink(self, ctx: Any, utility: str, account_no: str) -> dict[str, Any]:
+        utility, account_no = accounts.read_request({"utility": utility, "account_no": account_no})
+        if not accounts.unlink(ctx.customer_storage, utility, account_no):
+            raise ApiError(404, _t(ctx, "未绑定这个账户", "Account not linked"),
+                           _t(ctx, "您没有绑定这个账户。", "This account is not linked to you."))
+        return {"unlinked": True}
+
+    @hookimpl
+    def canopy_search(self, ctx: Any, query: str) -> list[SearchHit]:
+        """Offer bills for 电费 / 水费 / 燃气 / electricity / water / gas and general bill queries."""
+        needle = query.strip().lower() if isinstance(query, str) else ""
+        if not needle:
+            return []
+        matched = [utility for term, utility in SEARCH_TERMS.items()
+                   if term in needle or (len(needle) >= 2 and needle in term)]
+        if not matched:
+            return []
+        specific = {utility for utility in matched if utility}
+        wanted = specific or set(UTILITIES)  # "water bill" asks about water, "bills" about all
+        lang = language(ctx)
+        bills = self._statement(ctx)["bills"] if ctx.customer is not None else []
+        hits = []
+        for code in (code for code in UTILITIES if code in wanted):
+            utility = UTILITIES[code]
+            due = [bill for bill in bills if bill["utility"] == code]
+            if due:
+                amount = format_amount(sum(bill["amount"] for bill in due))
+                summary = _t(ctx, f"{len(due)} 个账户待缴 {amount}", f"{amount} due on {len(due)} account(s)")
+                link = "/bills"
+            else:
+                summary = _t(ctx, f"绑定{utility.name['zh']}账户，按月查看账单",
+                             f"Link your {utility.name['en'].lower()} account to see your monthly bills")
+                link = f"/link?utility={code}"
+            hits.append(SearchHit(
+                title=_t(ctx, f"{utility.name['zh']}账单", f"{utility.name['en']} bills"),
+                summary=summary, link=link, score=0.8 if specific else 0.6,
+            ))
+        return hits
+
+
+plugin = CityUtilities()

@@ -1,0 +1,43 @@
+/* City Utilities: link and unlink accounts through the plugin's API. Loaded from static/ for a strict CSP. */
+(function () {
+  "use strict";
+  var status = document.querySelector("[data-status]");
+
+  function say(text) {
+    if (status) { status.textContent = text; status.hidden = false; }
+  }
+
+  // Send a JSON request; reload on success, otherwise show the problem's detail (RFC 9457).
+  function send(url, method, body, failed) {
+    var options = { method: method, headers: { "Accept": "application/json" } };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(url, options).then(function (response) {
+      if (response.ok) { window.location.reload(); return; }
+      return response.json().then(function (problem) {
+        say(problem.detail || problem.title || failed);
+      }, function () { say(failed); });
+    }).catch(function () { say(failed); });
+  }
+
+  var form = document.querySelector("form[data-link-form]");
+  if (form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      send(form.getAttribute("data-api"), "POST", {
+        utility: form.elements.utility.value,
+        account_no: form.elements.account_no.value.trim()
+      }, form.getAttribute("data-failed"));
+    });
+  }
+
+  document.querySelectorAll("button[data-unlink]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      send(button.getAttribute("data-unlink"), "DELETE", undefined, button.getAttribute("data-failed"))
+        .then(function () { button.disabled = false; });
+    });
+  });
+})();
