@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import db, problems
+from . import db, observability, problems
 from .config import load_config, plugin_paths
 from .runtime import PluginRuntime
 
@@ -23,6 +23,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     database = db.init_app(app)
     problems.init_app(app)
+    observability.init_app(app)
 
     runtime = PluginRuntime(app.config, database)
     runtime.load(plugin_paths(app.config), entry_points=bool(app.config["LOAD_ENTRY_POINTS"]))
@@ -31,10 +32,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from .api import bp as api_bp
     from .health import bp as health_bp
+    from .metrics import bp as metrics_bp
     from .storefront.miniprogram import bp as miniprogram_bp
     from .storefront.views import bp as storefront_bp
 
-    for blueprint in (health_bp, api_bp, storefront_bp, miniprogram_bp):
+    for blueprint in (health_bp, metrics_bp, api_bp, storefront_bp, miniprogram_bp):
         app.register_blueprint(blueprint)
 
     from .cli import register_commands

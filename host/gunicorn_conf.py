@@ -3,6 +3,8 @@
 import multiprocessing
 import os
 
+from host.observability import logging_config
+
 bind = os.environ.get("CANOPY_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("CANOPY_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 8)))
 worker_class = "gthread"
@@ -14,4 +16,6 @@ max_requests = 10_000
 max_requests_jitter = 1_000
 accesslog = "-"
 errorlog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'
 forwarded_allow_ips = os.environ.get("CANOPY_FORWARDED_ALLOW_IPS", "127.0.0.1")
+logconfig_dict = logging_config(os.environ.get("CANOPY_LOG_LEVEL", "INFO"))

@@ -35,8 +35,11 @@ def backend() -> str:
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "database_url" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "database_url" in fixtures:
             item.add_marker(pytest.mark.db)
+        if "postgres_only" in fixtures:
+            item.add_marker(pytest.mark.postgres)
 
 
 def _postgres_or_skip() -> str:
@@ -57,14 +60,15 @@ def _postgres_or_skip() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url():
     """A freshly created, migrated PostgreSQL database for this test worker."""
     from host.db import engine_for
     from host.migrations import upgrade
 
     base = _postgres_or_skip()
+    # One database per test process: runs side by side (two checkouts, two terminals) never share one.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"canopy_test_{worker}".replace("-", "_")
+    name = f"canopy_test_{os.getpid()}_{worker}".replace("-", "_")
     admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -74,7 +78,11 @@ def postgres_url() -> str:
     engine = engine_for(url)
     upgrade(engine)
     engine.dispose()
-    return url
+    yield url
+    admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,7 @@ def grant_for(
     customer_id: str | None,
 ) -> Grant:
     """Build the grant of one call."""
-    needs = frozenset(s for s in requested if s in catalog and catalog.needs_consent(s))
+    # A scope missing from the catalog is treated as needing consent: fail closed.
+    needs = frozenset(s for s in requested if s not in catalog or catalog.needs_consent(s))
     consented = consents.consented_scopes(customer_id, plugin_id) if customer_id and needs else frozenset()
     return Grant(requested, approved, consented, needs, customer_id is not None)

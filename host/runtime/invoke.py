@@ -50,6 +50,11 @@ class Outcome:
         return self.status == OK
 
 
+def _raised_by_hook(future: Future, exc: BaseException) -> bool:
+    """Whether ``exc`` is what the hook itself raised (rather than the wait for it)."""
+    return future.done() and not future.cancelled() and future.exception() is exc
+
+
 class HookInvoker:
     """Runs plugin hook calls on a bounded pool with per-call budgets and per-plugin bulkheads."""
 
@@ -81,6 +86,11 @@ class HookInvoker:
     def budget(self, hook: str) -> float:
         """The budget in seconds for one call of ``hook``."""
         return self.budgets.get(hook, 1.0)
+
+    def snapshot(self) -> dict[tuple[str, str, str], int]:
+        """A copy of the outcome counts: (plugin id, hook, status) → calls."""
+        with self._lock:
+            return dict(self.counts)
 
     def count(self, plugin_id: str, hook: str, status: str) -> None:
         """Count an outcome that happened outside :meth:`call` (e.g. a page's template failing)."""
@@ -137,12 +147,20 @@ class HookInvoker:
             return self._record(Outcome(plugin_id, hook, BUSY, error=error))
         try:
             raw = future.result(timeout=max(remaining, 0.0))
-        except FutureTimeout:
-            error = TimeoutError(f"no answer within {self.budget(hook) * 1000:.0f} ms")
-            return self._record(Outcome(plugin_id, hook, TIMEOUT, error=error, elapsed=time.perf_counter() - started))
+        except FutureTimeout as exc:
+            if not _raised_by_hook(future, exc):  # the hook's own TimeoutError is an error, not an overrun
+                error = TimeoutError(f"no answer within {self.budget(hook) * 1000:.0f} ms")
+                return self._record(Outcome(plugin_id, hook, TIMEOUT, error=error, elapsed=time.perf_counter() - started))
+            return self._record(Outcome(plugin_id, hook, ERROR, error=exc, elapsed=time.perf_counter() - started))
         except ApiError as exc:
             return self._record(Outcome(plugin_id, hook, REJECTED, error=exc, elapsed=time.perf_counter() - started))
         except Exception as exc:
+            return self._record(Outcome(plugin_id, hook, ERROR, error=exc, elapsed=time.perf_counter() - started))
+        except BaseException as exc:
+            # SystemExit, KeyboardInterrupt… raised by the plugin's code must not end the
+            # request (or the worker); one delivered to this thread itself still propagates.
+            if not _raised_by_hook(future, exc):
+                raise
             return self._record(Outcome(plugin_id, hook, ERROR, error=exc, elapsed=time.perf_counter() - started))
         elapsed = time.perf_counter() - started
         try:

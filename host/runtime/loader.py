@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -59,11 +59,13 @@ def folder_checksum(folder: Path) -> str:
     """
     digest = hashlib.sha256()
     for relative, path in sorted(_plugin_files(folder)):
-        digest.update(relative.encode("utf-8") + b"\0")
+        # Each file adds its path and the fixed-length hash of its bytes, so no choice of
+        # file contents can make one tree read like another (a file holding "\0b\0…").
+        content = hashlib.sha256()
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 16), b""):
-                digest.update(chunk)
-        digest.update(b"\0")
+                content.update(chunk)
+        digest.update(relative.encode("utf-8") + b"\0" + content.digest())
     return "sha256:" + digest.hexdigest()
 
 
@@ -77,8 +79,8 @@ def _plugin_files(folder: Path) -> Iterator[tuple[str, Path]]:
                 raise FolderProblem(f"{(base / name).relative_to(folder)} is a link; plugin folders may not hold links")
         for name in files:
             path = base / name
-            if name.endswith((".pyc", ".pyo")):
-                continue
+            # Compiled files outside __pycache__ are counted: Python imports a lone
+            # ``module.pyc`` as code.
             if path.is_symlink():
                 raise FolderProblem(f"{path.relative_to(folder)} is a link; plugin folders may not hold links")
             if not path.is_file():
@@ -126,8 +128,14 @@ def load_folder(folder: Path, *, import_code: bool = True, source: str | None = 
         )
         return result
     if import_code:
-        _import(result, lambda: import_entry(folder, result.manifest))
+        import_folder_code(result)
     return result
+
+
+def import_folder_code(result: LoadedPlugin) -> None:
+    """Import the entry of a folder plugin that validated (sets ``plugin`` or ``problem``)."""
+    assert result.folder is not None and result.manifest is not None and result.problem is None
+    _import(result, lambda: import_entry(result.folder, result.manifest))
 
 
 def _import(result: LoadedPlugin, load) -> None:
@@ -160,10 +168,34 @@ def load_entry_points() -> list[LoadedPlugin]:
 
 
 def _package_folder(module: str) -> Path | None:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
+    # Not importlib.util.find_spec: for "pkg.main" it imports "pkg", which would run a
+    # partner's package code in the host before the manifest says it is a partner's.
+    spec = None
+    search = None
+    name = ""
+    for part in module.split("."):
+        name = f"{name}.{part}" if name else part
+        spec = _find_spec(name, search)
+        if spec is None:
+            return None
+        search = spec.submodule_search_locations
+        if search is None and name != module:
+            return None  # a module in the middle of a dotted name
     if spec is None or spec.origin is None:
         return None
     return Path(spec.origin).parent
+
+
+def _find_spec(name: str, search: Any) -> Any:
+    """Ask the import system's finders for ``name`` without importing anything."""
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        try:
+            spec = find(name, search)
+        except (ImportError, ValueError):
+            return None
+        if spec is not None:
+            return spec
+    return None

@@ -8,6 +8,7 @@ kept across syncs.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 from .loader import LoadedPlugin
 from .models import PluginRecord, PluginState, PluginVersion
 from .services import PluginRuntime
+
+log = logging.getLogger("canopy.registry")
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,25 @@ class UnknownPlugin(LookupError):
     """No plugin (or version) with that id is registered."""
 
 
-def sync_registry(session: Session, runtime: PluginRuntime, *, approve: bool = False) -> SyncReport:
-    """Record every plugin the runtime found. ``approve`` grants each newly registered
-    version the scopes its manifest requests (for bundled plugins and the demo)."""
+def sync_registry(
+    session: Session, runtime: PluginRuntime, *, approve: bool = False, development: bool = False
+) -> SyncReport:
+    """Record every plugin the runtime found.
+
+    ``approve`` grants each newly registered version the scopes its manifest requests (for
+    bundled plugins and the demo). ``development`` lets changed files replace a registered
+    version's record instead of being refused — for a developer's own machine only
+    (``CANOPY_DEVELOPMENT``); scopes the new manifest adds are not approved by it.
+    """
     added, refused, unchanged = [], [], []
     for loaded in runtime.known():
         if loaded.manifest is None or loaded.checksum is None:
             continue  # nothing identifiable to record; the load problem is logged and listed
         manifest = loaded.manifest
+        served = runtime.plugins.get(manifest.id)
+        if served is not None and served is not loaded and served.manifest.version == manifest.version:
+            continue  # a refused duplicate of the served plugin: the served one's files are the version
+        label = f"{manifest.id} {manifest.version}"
         record = session.get(PluginRecord, manifest.id)
         if record is None:
             record = PluginRecord(
@@ -48,25 +62,44 @@ def sync_registry(session: Session, runtime: PluginRuntime, *, approve: bool = F
                 name=manifest.name,
             )
             session.add(record)
+        elif (record.publisher_kind, record.publisher_id) != (manifest.publisher_kind, manifest.publisher_id):
+            _refuse(runtime, served, loaded, (
+                f"plugin id {manifest.id!r} belongs to publisher {record.publisher_kind}:{record.publisher_id}, "
+                f"not {manifest.publisher_kind}:{manifest.publisher_id}"
+            ))
+            refused.append(label)
+            continue
         version = session.scalar(
             select(PluginVersion).where(PluginVersion.plugin_id == manifest.id, PluginVersion.version == manifest.version)
         )
-        label = f"{manifest.id} {manifest.version}"
         if version is None:
             session.add(_new_version(loaded, approve))
             session.flush()
             added.append(label)
+        elif version.checksum != loaded.checksum and development:
+            log.warning("development: %s files changed; its registry record now follows them", label)
+            version.checksum = loaded.checksum
+            version.manifest = manifest.raw
+            version.approved_scopes = [s for s in version.approved_scopes if s in manifest.scopes]
+            _refresh_state(version, loaded)
+            unchanged.append(label)
         elif version.checksum != loaded.checksum:
-            runtime.refuse(
-                manifest.id,
-                f"version {manifest.version} is registered with checksum {version.checksum} but these files have "
-                f"{loaded.checksum}; a published version never changes, so give the changed plugin a new version",
-            )
+            _refuse(runtime, served, loaded, (
+                f"version {manifest.version} is registered with checksum {version.checksum} but these files "
+                f"have {loaded.checksum}; a published version never changes, so give the changed plugin a new version"
+            ))
             refused.append(label)
         else:
             _refresh_state(version, loaded)
             unchanged.append(label)
     return SyncReport(added, refused, unchanged)
+
+
+def _refuse(runtime: PluginRuntime, served: LoadedPlugin | None, loaded: LoadedPlugin, reason: str) -> None:
+    if served is loaded:  # never take down the served plugin for another copy's files
+        runtime.refuse(loaded.manifest.id, reason)  # type: ignore[union-attr]
+    else:
+        loaded.problem = loaded.problem or reason
 
 
 def _new_version(loaded: LoadedPlugin, approve: bool) -> PluginVersion:

@@ -16,12 +16,14 @@ from canopy_sdk.hookspecs import HOOK_NAMES
 from canopy_sdk.types import BranchInfo, Event, Page, SearchHit, Tile
 from pluggy import PluginValidationError
 
+from ..config import require_secret
 from ..db import Database
+from ..identity.pairwise import pairwise_subject
 from ..oauth.scopes import ScopeCatalog
 from .context import PluginContext
 from .grants import ConsentSource, NoConsentsYet, grant_for
 from .invoke import HookInvoker, Outcome
-from .loader import LoadedPlugin, discover_folders, load_entry_points, load_folder
+from .loader import LoadedPlugin, discover_folders, import_folder_code, load_entry_points, load_folder
 from .manager import CanopyPluginManager
 from .storage import PluginStorage
 
@@ -29,6 +31,18 @@ log = logging.getLogger("canopy.runtime")
 
 #: The host's own features, registered as plugins on the same manager.
 DEFAULT_PLUGINS = ("host.oauth.default_scopes",)
+
+
+def _accepting(function: Callable[..., Any], accepts: tuple[str, ...], offered: tuple[str, ...]) -> Callable[..., Any]:
+    """The function itself, or — when it takes fewer arguments than its hook offers, as
+    pluggy allows — an adapter that passes only the ones it takes."""
+    if tuple(accepts) == tuple(offered):
+        return function
+
+    def adapter(**kwargs: Any) -> Any:
+        return function(**{name: kwargs[name] for name in accepts})
+
+    return adapter
 
 
 class PluginRuntime:
@@ -56,7 +70,12 @@ class PluginRuntime:
     def load(self, folders: Iterable, *, entry_points: bool = True) -> None:
         """Load plugin folders (and the entry-point group), registering each that is sound."""
         for folder in discover_folders(folders):
-            self.add(load_folder(folder))
+            loaded = load_folder(folder, import_code=False)
+            # A second folder with a served plugin's id is never imported: its modules would
+            # take the served plugin's package name and replace its code.
+            if loaded.problem is None and loaded.id not in self.plugins:
+                import_folder_code(loaded)
+            self.add(loaded)
         if entry_points:
             for loaded in load_entry_points():
                 self.add(loaded)
@@ -78,6 +97,10 @@ class PluginRuntime:
                 self._register(loaded)
             except PluginValidationError as exc:
                 loaded.problem = f"hook implementations do not match the contract: {exc}"
+            except ValueError as exc:  # pluggy: the same object is on the manager already
+                loaded.problem = f"cannot be registered: {str(exc).splitlines()[0]}"
+        if loaded.plugin is None and loaded.problem is None:
+            loaded.problem = "its entry names None instead of a plugin object"
         if not loaded.ok:
             log.error("plugin %s not started: %s", loaded.id or loaded.source, loaded.problem)
             self.refused.append(loaded)
@@ -94,7 +117,7 @@ class PluginRuntime:
                 continue
             for impl in caller.get_hookimpls():
                 if impl.plugin is loaded.plugin:
-                    impls[caller.name] = impl.function
+                    impls[caller.name] = _accepting(impl.function, impl.argnames, caller.spec.argnames)
         if unknown or set(impls) - set(HOOK_NAMES):
             self.pm.unregister(loaded.plugin)
             names = sorted(set(unknown) | (set(impls) - set(HOOK_NAMES)))
@@ -129,12 +152,13 @@ class PluginRuntime:
         locale: str,
         approved_scopes: Iterable[str],
         customer_id: str | None = None,
-        customer_subject: str | None = None,
         customer_profile: Mapping[str, Any] | None = None,
     ) -> PluginContext:
         """Build the ``ctx`` for one call of ``plugin_id``."""
         manifest = self.plugins[plugin_id].manifest
         assert manifest is not None
+        # The plugin sees only its pairwise subject, never the customer's own id.
+        customer_subject = None if customer_id is None else pairwise_subject(require_secret(self.config), plugin_id, customer_id)
         grant = grant_for(
             self.catalog,
             frozenset(manifest.scopes),
