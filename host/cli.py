@@ -228,5 +228,10 @@ def register_commands(app: Flask) -> None:
 def main() -> None:
     """The ``canopy`` console script."""
     from . import create_app
+    from .config import ConfigError
 
-    FlaskGroup(create_app=create_app, add_default_commands=False, help="Canopy, the mini-program host.")(prog_name="canopy")
+    try:
+        FlaskGroup(create_app=create_app, add_default_commands=False, help="Canopy, the mini-program host.")(prog_name="canopy")
+    except ConfigError as exc:  # a setting to fix, not a crash: say which, without a traceback
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

@@ -8,6 +8,7 @@ from the environment or the instance file (``canopy demo`` writes a random one t
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -53,9 +54,23 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
             raise ConfigError(f"{PREFIX}{key} must be true or false, got {raw!r}") from None
     if isinstance(default, int):
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             raise ConfigError(f"{PREFIX}{key} must be an integer, got {raw!r}") from None
+        if value < 1:  # sizes and limits: zero or less would break the host at its first request
+            raise ConfigError(f"{PREFIX}{key} must be a positive integer, got {raw!r}")
+        return value
+    if isinstance(default, dict):
+        # A JSON object of positive integers, e.g. {"canopy_page": 500}, over the defaults.
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value.values()
+        ):
+            raise ConfigError(f"{PREFIX}{key} must be a JSON object of positive integers, got {raw!r}")
+        return {**default, **value}
     return raw
 
 

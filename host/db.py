@@ -57,6 +57,10 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+#: Seconds to wait for a PostgreSQL connection before the database counts as unreachable.
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def engine_for(url: str) -> Engine:
     """Create an engine for ``url``: psycopg 3 for PostgreSQL, WAL mode for SQLite."""
     parsed = make_url(url)
@@ -69,7 +73,10 @@ def engine_for(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # libpq waits as long as the kernel does for a server that drops packets; fail within
+    # seconds instead, so requests answer 503 rather than hang (the URL may set its own).
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args)
 
 
 def _sqlite_begin(conn) -> None:

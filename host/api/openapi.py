@@ -45,6 +45,22 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             },
         }
     },
+    "/api/v1/openapi.json": {
+        "get": {
+            "operationId": "openapiDocument",
+            "summary": "This OpenAPI 3 document",
+            "tags": ["documentation"],
+            "responses": {"200": {"description": "The document", "content": {"application/json": {"schema": {"type": "object"}}}}},
+        }
+    },
+    "/api/v1/docs": {
+        "get": {
+            "operationId": "docsPage",
+            "summary": "A readable page of this API",
+            "tags": ["documentation"],
+            "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+        }
+    },
     "/healthz": {
         "get": {
             "operationId": "liveness",

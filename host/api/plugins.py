@@ -9,6 +9,7 @@ from .. import db
 from ..problems import Problem, validation_problem
 from ..runtime.models import PluginRecord, PluginState, PluginVersion
 from ..runtime.registry import list_plugins
+from ..storefront.services import is_plugin_id
 from . import bp
 from .schemas import ListQuerySchema, PluginDetailSchema, PluginListSchema
 
@@ -67,7 +68,7 @@ def plugin_list():
 @bp.get("/plugins/<plugin_id>")
 def plugin_detail(plugin_id: str):
     """One plugin with every registered version."""
-    record = db.session().get(PluginRecord, plugin_id) if len(plugin_id) <= 64 else None
+    record = db.session().get(PluginRecord, plugin_id) if is_plugin_id(plugin_id) else None
     if record is None or not record.versions:
         raise Problem(404, "No such plugin", f"No plugin {plugin_id[:64]!r} is registered.")
     return jsonify(PluginDetailSchema().dump(_plugin(record, versions=True)))

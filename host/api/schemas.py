@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 
 
 class LocalizedText(Schema):
@@ -47,6 +47,9 @@ class ListQuerySchema(Schema):
 
 
 class ProblemSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # RFC 9457 extension members (``allow``, a problem type's own fields)
+
     type = fields.String(required=True)
     title = fields.String(required=True)
     status = fields.Integer(required=True)
@@ -57,3 +60,4 @@ class ProblemSchema(Schema):
 
 class HealthSchema(Schema):
     status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "Each readiness check's result"})

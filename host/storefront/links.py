@@ -13,16 +13,22 @@ def page_url(plugin_id: str, link: str, branch: str, locale: str) -> str:
     parts = urlsplit(link)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in HOST_PARAMS]
     query += [("branch", branch), ("lang", locale)]
-    path = parts.path if parts.path.startswith("/") else "/" + parts.path
-    return f"/mp/{quote(plugin_id)}{quote(path)}?{urlencode(query)}"
+    return f"/mp/{quote(plugin_id)}{_path(parts.path)}?{urlencode(query)}"
 
 
 def static_url(plugin_id: str, filename: str) -> str:
     """The address of a file in the plugin's ``static/`` folder."""
-    return f"/mp/{quote(plugin_id)}/static/{quote(filename.lstrip('/'))}"
+    return f"/mp/{quote(plugin_id)}/static{_path(filename)}"
 
 
 def api_url(plugin_id: str, path: str, branch: str, locale: str) -> str:
     """The address of the plugin's ``canopy_api`` endpoint for ``path``."""
-    path = path if path.startswith("/") else "/" + path
-    return f"/mp/{quote(plugin_id)}/api{quote(path)}?{urlencode([('branch', branch), ('lang', locale)])}"
+    return f"/mp/{quote(plugin_id)}/api{_path(path)}?{urlencode([('branch', branch), ('lang', locale)])}"
+
+
+def _path(path: str) -> str:
+    """``path`` quoted, starting with '/', without '.' or '..' segments: once a browser
+    resolved those, the address would lead out of the plugin's own (or out of its
+    ``static/`` or ``api/`` part)."""
+    segments = [segment for segment in path.split("/") if segment not in (".", "..")]
+    return quote("/" + "/".join(segments).lstrip("/"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from canopy_sdk.manifest import PLUGIN_ID
 from canopy_sdk.types import BranchInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,7 +38,9 @@ class Zone:
 
 def get_branch(session: Session, code: str) -> Branch:
     """Return the branch with ``code``, or raise :class:`UnknownBranch`."""
-    branch = session.get(Branch, code) if isinstance(code, str) and len(code) <= 16 else None
+    # A NUL byte is refused by PostgreSQL as a data error: such a code names no branch.
+    plausible = isinstance(code, str) and len(code) <= 16 and "\x00" not in code
+    branch = session.get(Branch, code) if plausible else None
     if branch is None:
         raise UnknownBranch(f"there is no branch with code {code!r}")
     return branch
@@ -48,9 +51,16 @@ def branch_info(branch: Branch, locale: str) -> BranchInfo:
     return BranchInfo(code=branch.code, name=branch.name(locale), parent=branch.parent_code)
 
 
+def is_plugin_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a plugin id (anything else names no plugin)."""
+    return isinstance(value, str) and 3 <= len(value) <= 64 and PLUGIN_ID.match(value) is not None
+
+
 def zones(session: Session, runtime: PluginRuntime, branch_code: str, plugin_id: str | None = None) -> list[Zone]:
     """The zones a branch's storefront shows, in grid order: installed, active in the
     registry, and loaded with exactly the registered files."""
+    if plugin_id is not None and not is_plugin_id(plugin_id):
+        return []
     query = (
         select(Installation.position, PluginVersion)
         .join(

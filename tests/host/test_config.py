@@ -1,0 +1,138 @@
+"""Configuration: defaults < instance file < CANOPY_* environment < explicit mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from host.config import DEFAULTS, INSTANCE_FILE, ConfigError, instance_path, load_config, plugin_paths, require_secret
+
+
+def write_instance_file(folder: Path, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / INSTANCE_FILE).write_text(text, encoding="utf-8")
+
+
+def test_defaults_apply_when_nothing_else_is_given(tmp_path):
+    config = load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})
+    assert config["DEFAULT_LOCALE"] == DEFAULTS["DEFAULT_LOCALE"] == "zh-CN"
+    assert config["HEAD_OFFICE"] == "HQ"
+    assert config["LOAD_ENTRY_POINTS"] is True
+    assert config["SECRET_KEY"] is None
+    assert config["HOOK_BUDGET_MS"] == DEFAULTS["HOOK_BUDGET_MS"]
+
+
+def test_loaded_budgets_are_a_copy_of_the_defaults(tmp_path):
+    config = load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})
+    config["HOOK_BUDGET_MS"]["canopy_page"] = 1
+    assert DEFAULTS["HOOK_BUDGET_MS"]["canopy_page"] == 1000
+
+
+def test_each_layer_overrides_the_one_below(tmp_path):
+    write_instance_file(
+        tmp_path,
+        'DEFAULT_LOCALE = "en"\nHEAD_OFFICE = "FILE"\nPLUGIN_POOL_SIZE = 4\nSECRET_KEY = "from-the-file"\n',
+    )
+    environ = {"CANOPY_INSTANCE_PATH": str(tmp_path), "CANOPY_HEAD_OFFICE": "ENV", "CANOPY_PLUGIN_POOL_SIZE": "6"}
+    config = load_config({"PLUGIN_POOL_SIZE": 9}, environ=environ)
+    assert config["DEFAULT_LOCALE"] == "en"  # file over default
+    assert config["SECRET_KEY"] == "from-the-file"  # file over default
+    assert config["HEAD_OFFICE"] == "ENV"  # environment over file
+    assert config["PLUGIN_POOL_SIZE"] == 9  # explicit over environment and file
+    assert config["PLUGIN_MAX_IN_FLIGHT"] == DEFAULTS["PLUGIN_MAX_IN_FLIGHT"]  # nobody set it
+
+
+def test_environment_values_are_coerced_to_the_default_type(tmp_path):
+    environ = {
+        "CANOPY_INSTANCE_PATH": str(tmp_path),
+        "CANOPY_LOAD_ENTRY_POINTS": "off",
+        "CANOPY_PLUGIN_MAX_IN_FLIGHT": " 3 ",
+        "CANOPY_HOOK_BUDGET_MS": '{"canopy_page": 50}',
+    }
+    config = load_config(None, environ=environ)
+    assert config["LOAD_ENTRY_POINTS"] is False
+    assert config["PLUGIN_MAX_IN_FLIGHT"] == 3
+    # a partial object overrides those hooks only
+    assert config["HOOK_BUDGET_MS"] == {**DEFAULTS["HOOK_BUDGET_MS"], "canopy_page": 50}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CANOPY_LOAD_ENTRY_POINTS", "maybe"),
+        ("CANOPY_PLUGIN_POOL_SIZE", "many"),
+        ("CANOPY_PLUGIN_POOL_SIZE", "0"),
+        ("CANOPY_MAX_CONTENT_LENGTH", "-1"),
+        ("CANOPY_HOOK_BUDGET_MS", "250"),
+        ("CANOPY_HOOK_BUDGET_MS", '{"canopy_page": "fast"}'),
+        ("CANOPY_HOOK_BUDGET_MS", '{"canopy_page": 0}'),
+    ],
+)
+def test_a_bad_environment_value_is_a_config_error_naming_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"CANOPY_INSTANCE_PATH": str(tmp_path), name: value})
+    assert name in str(caught.value)
+    assert repr(value) in str(caught.value)
+
+
+def test_a_bad_environment_value_stops_create_app(tmp_path, monkeypatch):
+    from host import create_app
+
+    monkeypatch.setenv("CANOPY_LOAD_ENTRY_POINTS", "maybe")
+    with pytest.raises(ConfigError, match="CANOPY_LOAD_ENTRY_POINTS"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+
+
+def test_a_broken_instance_file_is_a_config_error_naming_the_file(tmp_path):
+    write_instance_file(tmp_path, "SECRET_KEY = \n")
+    with pytest.raises(ConfigError) as caught:
+        load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})
+    assert str(tmp_path / INSTANCE_FILE) in str(caught.value)
+
+
+def test_the_default_database_is_sqlite_in_the_instance_folder(tmp_path):
+    config = load_config(None, environ={"CANOPY_INSTANCE_PATH": str(tmp_path / "inst")})
+    assert config["INSTANCE_PATH"] == str((tmp_path / "inst").resolve())
+    assert config["DATABASE_URL"] == f"sqlite:///{(tmp_path / 'inst').resolve() / 'canopy.db'}"
+
+
+def test_an_explicit_database_url_is_kept(tmp_path):
+    config = load_config({"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": "postgresql://db/x"}, environ={})
+    assert config["DATABASE_URL"] == "postgresql://db/x"
+
+
+def test_instance_path_precedence(tmp_path):
+    environ = {"CANOPY_INSTANCE_PATH": str(tmp_path / "env")}
+    assert instance_path({"INSTANCE_PATH": str(tmp_path / "explicit")}, environ) == (tmp_path / "explicit").resolve()
+    assert instance_path(None, environ) == (tmp_path / "env").resolve()
+    assert instance_path(None, {}) == Path("instance").resolve()
+
+
+def test_the_instance_path_setting_is_the_resolved_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, environ={"CANOPY_INSTANCE_PATH": "relative"})
+    assert config["INSTANCE_PATH"] == str(tmp_path.resolve() / "relative")
+
+
+def test_plugin_paths_accepts_a_list_or_an_os_separated_string(tmp_path):
+    import os
+
+    assert plugin_paths({"PLUGIN_PATHS": ["a", "b"]}) == [Path("a"), Path("b")]
+    assert plugin_paths({"PLUGIN_PATHS": f"a{os.pathsep}{os.pathsep}b"}) == [Path("a"), Path("b")]
+    assert plugin_paths({"PLUGIN_PATHS": None}) == []
+
+
+@pytest.mark.parametrize("secret", [None, "", "x" * 31])
+def test_require_secret_refuses_missing_or_short_secrets(secret):
+    with pytest.raises(ConfigError, match="CANOPY_SECRET_KEY"):
+        require_secret({"SECRET_KEY": secret})
+
+
+def test_require_secret_refuses_an_absent_key():
+    with pytest.raises(ConfigError):
+        require_secret({})
+
+
+def test_require_secret_returns_a_long_enough_secret_as_bytes():
+    assert require_secret({"SECRET_KEY": "密" * 32}) == ("密" * 32).encode("utf-8")
