@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the host, the SDK (by path) and test tools
 
+run: export CANOPY_DEVELOPMENT = true
 run: install ## Set up the embedded SQLite instance, seed the demo and serve on $(HOST):$(PORT)
 	$(VENV)/bin/canopy init-instance
 	$(VENV)/bin/canopy db upgrade

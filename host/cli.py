@@ -19,7 +19,9 @@ def _sync(approve: bool = False):
     from .runtime.registry import sync_registry
 
     with get_database().transaction(write=True) as session:
-        return sync_registry(session, get_runtime(), approve=approve)
+        return sync_registry(
+            session, get_runtime(), approve=approve, development=bool(current_app.config["DEVELOPMENT"])
+        )
 
 
 # -- db ----------------------------------------------------------------------
@@ -113,24 +115,42 @@ def plugins_list(as_json: bool) -> None:
 @with_appcontext
 def plugins_validate(path: Path) -> None:
     """Check the plugin folder PATH as the host would load it; exit 1 with every problem."""
-    from .runtime.loader import load_folder
+    from .runtime.loader import inspect_folder
 
-    loaded = load_folder(path, import_code=False)
-    problems = list(loaded.problems)
-    if loaded.problem and not problems:
-        problems = [("", loaded.problem)]
-    if loaded.manifest is not None and not problems:
-        problems = [
+    loaded = inspect_folder(path)
+    problems = list(loaded.problems) or ([("", loaded.problem)] if loaded.problem else [])
+    if loaded.manifest is not None:
+        problems += [
             (f"scopes[{i}]", f"unknown scope {name!r}")
             for i, name in enumerate(loaded.manifest.scopes)
             if name not in get_runtime().catalog
+        ]
+    else:
+        scopes = _raw_scopes(path)
+        problems += [
+            (f"scopes[{i}]", f"unknown scope {name!r}")
+            for i, name in enumerate(scopes)
+            if isinstance(name, str) and name not in get_runtime().catalog
+            and not any(field == f"scopes[{i}]" for field, _ in problems)
         ]
     if problems:
         click.echo(f"{path}: {len(problems)} problem(s)", err=True)
         for field, message in problems:
             click.echo(f"  {field or '(plugin)'}: {message}", err=True)
         sys.exit(1)
-    click.echo(f"{loaded.manifest.id} {loaded.manifest.version}: OK ({loaded.checksum})")
+    where = "in the sandbox" if loaded.manifest.publisher_kind == "partner" else "in the host process"
+    click.echo(f"{loaded.manifest.id} {loaded.manifest.version}: OK ({loaded.checksum}); runs {where}")
+
+
+def _raw_scopes(folder: Path) -> list:
+    """The ``scopes`` of a manifest that failed validation, read as plain TOML (or [])."""
+    import tomllib
+
+    try:
+        scopes = tomllib.loads((folder / "plugin.toml").read_text(encoding="utf-8")).get("scopes", [])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return []
+    return scopes if isinstance(scopes, list) else []
 
 
 @plugins_group.command("show")

@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "PLUGIN_MAX_IN_FLIGHT": 8,
     "PLUGIN_POOL_SIZE": 32,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # A developer's own machine: changed plugin files update their registered version
+    # instead of being refused (``make run`` turns it on). Never in production.
+    "DEVELOPMENT": False,
 }
 
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -74,6 +77,18 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
     return raw
 
 
+def _check_type(source: Path, key: str, value: Any) -> None:
+    """Refuse an instance-file value of another type than its default (``LOAD_ENTRY_POINTS = "no"``)."""
+    default = DEFAULTS.get(key)
+    if default is None:
+        return
+    expected = bool if isinstance(default, bool) else type(default)
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{source}: {key} must be a positive integer, got {value!r}")
+    if expected is not int and not isinstance(value, expected):
+        raise ConfigError(f"{source}: {key} must be a {expected.__name__}, got {value!r}")
+
+
 def instance_path(explicit: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """Return the instance folder: ``INSTANCE_PATH`` from ``explicit``, the environment, or ``./instance``."""
     environ = os.environ if environ is None else environ
@@ -90,9 +105,12 @@ def load_config(explicit: Mapping[str, Any] | None = None, environ: Mapping[str,
     file = folder / INSTANCE_FILE
     if file.is_file():
         try:
-            config.update(tomllib.loads(file.read_text(encoding="utf-8")))
+            values = tomllib.loads(file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: {exc}") from None
+        for key, value in values.items():
+            _check_type(file, key, value)
+        config.update(values)
     for name, raw in environ.items():
         if name.startswith(PREFIX) and name != PREFIX + "INSTANCE_PATH":
             key = name[len(PREFIX):]

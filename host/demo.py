@@ -6,6 +6,7 @@ Idempotent: running it again changes nothing that is already there.
 from __future__ import annotations
 
 import secrets
+import tomllib
 from pathlib import Path
 
 from sqlalchemy import select
@@ -39,7 +40,7 @@ def ensure_secret(instance: Path) -> bool:
     instance.mkdir(parents=True, exist_ok=True)
     path = instance / INSTANCE_FILE
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if "SECRET_KEY" in text:
+    if tomllib.loads(text).get("SECRET_KEY"):
         return False
     line = f'SECRET_KEY = "{secrets.token_urlsafe(48)}"\n'
     path.write_text(text + ("" if not text or text.endswith("\n") else "\n") + line, encoding="utf-8")

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, json, render_template, request
 from marshmallow import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger("canopy.http")
@@ -95,8 +95,10 @@ def init_app(app: Flask) -> None:
             extra["allow"] = sorted(exc.valid_methods)
         return respond(Problem(exc.code or 500, exc.name, exc.description, **extra))
 
+    # Only a lost or refused connection means "unavailable"; any other database error is a
+    # bug of ours (input is validated before it reaches the database) and answers 500.
     @app.errorhandler(OperationalError)
-    @app.errorhandler(DBAPIError)
+    @app.errorhandler(InterfaceError)
     def _database(exc: DBAPIError) -> Response:
         log.error("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
         return respond(Problem(503, "Service unavailable", "The database cannot be reached; try again shortly."))

@@ -21,6 +21,10 @@ from canopy_sdk.manifest import MANIFEST_NAME, Manifest, ManifestError, load_man
 log = logging.getLogger("canopy.runtime")
 
 ENTRY_POINT_GROUP = "canopy.plugins"
+SANDBOX_ONLY = (
+    "partner plugins run only in the sandbox, which this host does not provide yet; "
+    "the plugin is registered but not started"
+)
 SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 
 
@@ -105,8 +109,8 @@ def discover_folders(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_folder(folder: Path, *, import_code: bool = True, source: str | None = None) -> LoadedPlugin:
-    """Validate a plugin folder and, unless it must run in the sandbox, import its entry."""
+def inspect_folder(folder: Path, *, source: str | None = None) -> LoadedPlugin:
+    """Validate a plugin folder — manifest, files, checksum — without importing anything."""
     result = LoadedPlugin(source=source or str(folder), folder=folder)
     if folder.is_symlink():
         result.problem = "the plugin folder is a link; plugin folders may not be links"
@@ -117,15 +121,19 @@ def load_folder(folder: Path, *, import_code: bool = True, source: str | None = 
     except ManifestError as exc:
         result.problem = str(exc)
         result.problems = exc.problems
-        return result
     except FolderProblem as exc:
         result.problem = str(exc)
+    return result
+
+
+def load_folder(folder: Path, *, import_code: bool = True, source: str | None = None) -> LoadedPlugin:
+    """Validate a plugin folder and, unless it must run in the sandbox, import its entry."""
+    result = inspect_folder(folder, source=source)
+    if result.problem is not None:
         return result
+    assert result.manifest is not None
     if result.manifest.publisher_kind == "partner":
-        result.problem = (
-            "partner plugins run only in the sandbox, which this host does not provide yet; "
-            "the plugin is registered but not started"
-        )
+        result.problem = SANDBOX_ONLY
         return result
     if import_code:
         import_folder_code(result)

@@ -33,6 +33,11 @@ PAGE_CSP = (
 )
 
 
+#: The policy of a mini-program's static files: if one is opened as a document, it runs
+#: sandboxed in an opaque origin with nothing allowed.
+STATIC_CSP = "sandbox; default-src 'none'; style-src 'self'; img-src 'self' data:"
+
+
 def _resolve(plugin_id: str):
     session = db.session()
     try:
@@ -96,6 +101,8 @@ def static(plugin_id: str, filename: str):
     _, zone = _resolve(plugin_id)
     response = send_from_directory(_folder(zone) / "static", filename, max_age=3600)
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # An HTML or SVG file among the statics must not run as a page of the host's origin.
+    response.headers["Content-Security-Policy"] = STATIC_CSP
     return response
 
 

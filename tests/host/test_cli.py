@@ -225,6 +225,21 @@ def test_validate_a_broken_plugin_lists_every_problem_by_field(app, tmp_path, to
         assert f"  {field}: " in result.stderr, result.stderr
 
 
+def test_validate_a_partner_plugin_says_it_runs_in_the_sandbox(app):
+    result = run(app, "plugins", "validate", str(PLUGINS / "city_utilities"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("city.utilities ") and "runs in the sandbox" in result.stdout
+
+
+def test_validate_reports_unknown_scopes_beside_other_problems(app, tmp_path):
+    toml = manifest(scopes='["payments:create", "treasury:drain"]').replace('version = "1.0.0"', 'version = "one"')
+    folder = write_plugin(tmp_path / "both", toml)
+    result = run(app, "plugins", "validate", str(folder))
+    assert result.exit_code == 1
+    assert "  version: " in result.stderr
+    assert "  scopes[1]: unknown scope 'treasury:drain'" in result.stderr
+
+
 def test_validate_an_entry_linked_to_a_file_outside_the_folder(app, tmp_path):
     outside = tmp_path / "outside.py"
     outside.write_text("plugin = object()\n", encoding="utf-8")

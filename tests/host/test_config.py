@@ -136,3 +136,26 @@ def test_require_secret_refuses_an_absent_key():
 
 def test_require_secret_returns_a_long_enough_secret_as_bytes():
     assert require_secret({"SECRET_KEY": "密" * 32}) == ("密" * 32).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('LOAD_ENTRY_POINTS = "no"', "LOAD_ENTRY_POINTS"),
+        ("PLUGIN_POOL_SIZE = 0", "PLUGIN_POOL_SIZE"),
+        ('PLUGIN_POOL_SIZE = "8"', "PLUGIN_POOL_SIZE"),
+        ("PLUGIN_MAX_IN_FLIGHT = true", "PLUGIN_MAX_IN_FLIGHT"),
+        ("HOOK_BUDGET_MS = 5", "HOOK_BUDGET_MS"),
+        ("DEVELOPMENT = 1", "DEVELOPMENT"),
+    ],
+)
+def test_instance_file_values_of_the_wrong_type_are_refused(tmp_path, line, key):
+    write_instance_file(tmp_path, line + "\n")
+    with pytest.raises(ConfigError, match=key):
+        load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})
+
+
+def test_development_mode_is_off_unless_asked_for(tmp_path):
+    assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})["DEVELOPMENT"] is False
+    environ = {"CANOPY_DEVELOPMENT": "true"}
+    assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ=environ)["DEVELOPMENT"] is True

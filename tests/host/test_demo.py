@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 from sqlalchemy import select
 
@@ -126,6 +128,14 @@ def test_ensure_secret_writes_once_and_keeps_other_settings(tmp_path):
     config = load_config({"INSTANCE_PATH": str(instance)}, environ={})
     assert config["DEFAULT_LOCALE"] == "en"
     assert len(require_secret(config)) >= 32
+
+
+def test_ensure_secret_is_not_fooled_by_a_comment(tmp_path):
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / "canopy.toml").write_text("# SECRET_KEY goes here one day\n", encoding="utf-8")
+    assert ensure_secret(instance) is True
+    assert len(tomllib.loads((instance / "canopy.toml").read_text(encoding="utf-8"))["SECRET_KEY"]) >= 32
 
 
 def test_ensure_secret_creates_the_instance_folder(tmp_path):

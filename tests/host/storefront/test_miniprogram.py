@@ -284,6 +284,8 @@ def test_static_files_are_served(mp):
     assert response.mimetype == "text/css"
     assert response.get_data(as_text=True) == "body { color: green; }\n"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    # opened as a document, a static file runs sandboxed with nothing allowed
+    assert response.headers["Content-Security-Policy"].startswith("sandbox; default-src 'none'")
     assert mp.get("/mp/test.pages/static/css/two%20words.css").status_code == 200
 
 
