@@ -8,6 +8,10 @@ from host.observability import logging_config
 bind = os.environ.get("CANOPY_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("CANOPY_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 8)))
 worker_class = "gthread"
+# Load the app (and every plugin) once in the master and fork it: workers start at once and
+# share the plugins' memory. Nothing opens a database connection or a thread before the
+# fork: create_app does not touch the database and the plugin pool starts on first use.
+preload_app = True
 threads = int(os.environ.get("CANOPY_THREADS", 4))
 timeout = 30
 graceful_timeout = 20

@@ -36,8 +36,9 @@ def _ensure_package(name: str, folder: Path, plugin_id: str) -> ModuleType:
         raise PluginImportError(f"{plugin_id}: its package name {name!r} is already used by plugin {owner!r}")
     if existing is not None and list(getattr(existing, "__path__", [])) == [str(folder)]:
         return existing
-    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-        del sys.modules[key]
+    if existing is not None:  # the same plugin from another folder: forget its old modules
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
     spec = importlib.util.spec_from_loader(name, loader=None, is_package=True)
     assert spec is not None
     package = importlib.util.module_from_spec(spec)
