@@ -1,8 +1,8 @@
-"""Rendering a plugin's :class:`~canopy_sdk.Page` templates.
+"""Rendering a plugin's :class:`~canopy_sdk.Page` templates, with the host's helpers.
 
-Each plugin gets its own sandboxed Jinja environment rooted at its ``templates/``
-folder, with autoescaping on: a template can reach only the values it is given and
-the helpers below, never the host's objects or files.
+The environment and the rendering itself are the SDK's (:mod:`canopy_sdk.rendering`), so
+a page renders here exactly as in the plugin author's tests; this module caches one
+environment per plugin folder and supplies the real addresses.
 """
 
 from __future__ import annotations
@@ -12,39 +12,27 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from canopy_sdk import rendering
 from canopy_sdk.types import Page
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import links
 
-_environments: dict[tuple[str, str], ImmutableSandboxedEnvironment] = {}
+_environments: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
 
 
-def environment(plugin_id: str, folder: Path) -> ImmutableSandboxedEnvironment:
+def environment(plugin_id: str, folder: Path):
     """The (cached) template environment of one plugin folder."""
     key = (plugin_id, str(folder))
     env = _environments.get(key)
     if env is None:
         with _lock:
-            env = _environments.get(key)
-            if env is None:
-                env = ImmutableSandboxedEnvironment(
-                    loader=FileSystemLoader(str(folder / "templates")),
-                    autoescape=select_autoescape(default=True, default_for_string=True),
-                    undefined=StrictUndefined,
-                    auto_reload=False,
-                )
-                _environments[key] = env
+            env = _environments.setdefault(key, rendering.template_environment(folder))
     return env
 
 
 def render_page(plugin_id: str, folder: Path, page: Page, *, branch: dict[str, str], locale: str) -> str:
     """Return the page's HTML. Template errors propagate (the caller counts them as the plugin's)."""
-    if page.html is not None:
-        return page.html
-    assert page.template is not None
     code = branch["code"]
     helpers: dict[str, Any] = {
         "page_url": lambda path="/", **query: links.page_url(plugin_id, _with_query(path, query), code, locale),
@@ -54,8 +42,7 @@ def render_page(plugin_id: str, folder: Path, page: Page, *, branch: dict[str, s
         "branch": branch,
         "plugin_id": plugin_id,
     }
-    template = environment(plugin_id, folder).get_template(page.template)
-    return template.render({**page.context, **helpers})
+    return rendering.render_page(environment(plugin_id, folder), page, helpers)
 
 
 def _with_query(path: str, query: dict[str, Any]) -> str:

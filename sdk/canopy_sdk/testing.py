@@ -21,10 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import urlencode
 
 import pluggy
 
-from . import hookspecs, results, storage_rules
+from . import hookspecs, pagecheck, rendering, results, storage_rules
 from .errors import NoCustomer, QuotaExceeded, ScopeDenied
 from .loading import import_entry
 from .manifest import Manifest, load_manifest
@@ -186,6 +187,7 @@ class PluginHarness:
             raise pluggy.PluginValidationError(self.plugin, f"unknown hooks {', '.join(unknown)}; see canopy_sdk.hookspecs")
         self.storage = MemoryStorage()
         self.customer_stores: dict[str, MemoryStorage] = {}
+        self._environment = None
 
     def context(
         self,
@@ -235,6 +237,54 @@ class PluginHarness:
     def event(self, ctx: FakeContext, event: Event) -> None:
         """Deliver ``event`` through ``canopy_on_event``."""
         self._call("canopy_on_event", ctx=ctx, event=event)
+
+    def render(self, page: Page, *, locale: str = "zh-CN", branch: BranchInfo | None = None) -> str:
+        """Render ``page`` as the host would, and check the HTML (:mod:`canopy_sdk.pagecheck`).
+
+        The helpers check what they are given: ``page_url`` only names pages the manifest
+        declares, ``static_url`` only files that exist in ``static/``. Raises
+        ``AssertionError`` listing every problem. Needs Jinja2 (``canopy-sdk[render]``).
+        """
+        if page.template is not None:
+            self.template_path(page)
+        if self._environment is None:
+            self._environment = rendering.template_environment(self.folder)
+        branch = branch or BranchInfo(code="SH001", name="Shanghai Branch", parent="HQ")
+        html = rendering.render_page(self._environment, page, self._helpers(locale, branch))
+        problems = pagecheck.page_problems(html)
+        if problems:
+            raise AssertionError(f"page {page.title!r} has problems: " + "; ".join(problems))
+        return html
+
+    def _helpers(self, locale: str, branch: BranchInfo) -> dict[str, Any]:
+        base = f"/mp/{self.manifest.id}"
+        declared = {spec.path for spec in self.manifest.pages}
+        host_query = urlencode({"branch": branch.code, "lang": locale})
+
+        def page_url(path: str = "/", **query: Any) -> str:
+            if path.split("?", 1)[0] not in declared:
+                raise AssertionError(f"page_url({path!r}) names a page the manifest does not declare")
+            extra = urlencode({k: str(v) for k, v in query.items()})
+            return f"{base}{path}?{host_query}" + (f"&{extra}" if extra else "")
+
+        def static_url(filename: str) -> str:
+            if not (self.folder / "static" / filename).is_file():
+                raise AssertionError(f"static_url({filename!r}): static/{filename} is missing")
+            return f"{base}/static/{filename}"
+
+        def api_url(path: str) -> str:
+            if not path.startswith("/"):
+                raise AssertionError(f"api_url({path!r}) must start with '/'")
+            return f"{base}/api{path}?{host_query}"
+
+        return {
+            "page_url": page_url,
+            "static_url": static_url,
+            "api_url": api_url,
+            "locale": locale,
+            "branch": {"code": branch.code, "name": branch.name},
+            "plugin_id": self.manifest.id,
+        }
 
     def template_path(self, page: Page) -> Path:
         """Return the template file a page names, checking that it exists in ``templates/``."""
