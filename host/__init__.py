@@ -6,8 +6,8 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import db, observability, problems
-from .config import load_config, plugin_paths
+from . import db, identity, observability, problems
+from .config import load_config, plugin_paths, require_secret
 from .runtime import PluginRuntime
 
 
@@ -21,9 +21,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"])
     app.config.update(settings)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    if settings.get("SECRET_KEY"):
+        require_secret(settings)  # refuse a short one now, not at the first request
+        app.secret_key = settings["SECRET_KEY"]
     database = db.init_app(app)
     problems.init_app(app)
     observability.init_app(app)
+    identity.init_app(app)
 
     runtime = PluginRuntime(app.config, database)
     runtime.load(plugin_paths(app.config), entry_points=bool(app.config["LOAD_ENTRY_POINTS"]))

@@ -54,9 +54,18 @@ def demo() -> None:
     with get_database().transaction(write=True) as session:
         added = seed(session)
     click.echo(
-        f"demo ready: {added['branches']} branches and {added['installations']} installations added; "
-        f"{len(report.added)} plugin versions registered"
+        f"demo ready: {added['branches']} branches, {added['installations']} installations and "
+        f"{added['people']} people added; {len(report.added)} plugin versions registered"
     )
+
+
+@click.command("demo-sign-ins")
+def demo_sign_ins() -> None:
+    """Print the demo's sign-ins (development only)."""
+    from .demo import sign_ins
+
+    for line in sign_ins():
+        click.echo(f"    {line}")
 
 
 @click.command("init-instance")
@@ -241,7 +250,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
 
 def register_commands(app: Flask) -> None:
     """Attach the commands to ``app.cli`` (so ``flask --app host`` has them too)."""
-    for command in (db_group, demo, init_instance, plugins_group, storage_group, serve):
+    for command in (db_group, demo, demo_sign_ins, init_instance, plugins_group, storage_group, serve):
         app.cli.add_command(command)
 
 

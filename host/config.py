@@ -40,6 +40,12 @@ DEFAULTS: dict[str, Any] = {
     # A developer's own machine: changed plugin files update their registered version
     # instead of being refused (``make run`` turns it on). Never in production.
     "DEVELOPMENT": False,
+    # Redis for rate limits across processes; None: each process counts for itself.
+    "REDIS_URL": None,
+    # Argon2id cost (RFC 9106, low-memory profile).
+    "ARGON2_TIME_COST": 3,
+    "ARGON2_MEMORY_KIB": 65536,
+    "ARGON2_PARALLELISM": 4,
 }
 
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -133,6 +139,8 @@ def plugin_paths(config: Mapping[str, Any]) -> list[Path]:
 def require_secret(config: Mapping[str, Any]) -> bytes:
     """Return ``SECRET_KEY`` as bytes, refusing a missing or short one."""
     secret = config.get("SECRET_KEY")
+    if isinstance(secret, bytes):
+        secret = secret.decode("utf-8", "surrogateescape")
     if not secret or len(str(secret)) < 32:
         raise ConfigError(
             "CANOPY_SECRET_KEY is missing or shorter than 32 characters: set it in the environment "

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from .config import INSTANCE_FILE
 from .runtime.models import PluginVersion
 from .runtime.registry import approve_scopes
+from .identity import services
+from .identity.models import Customer, PartnerDeveloper, PartnerOrg, Staff, StaffRole
 from .storefront.models import Branch, Installation
 
 BRANCHES = [
@@ -34,6 +36,24 @@ INSTALLATIONS = [
 ]
 
 
+#: Demo sign-ins. Development only: ``make run`` prints them; never seeded in production.
+DEMO_PASSWORD = "canopy-demo"
+CUSTOMERS = [
+    # phone, password, payment PIN, nickname, locale, home branch
+    ("13800000001", "canopy-demo-1", "147258", "林小姐", "zh-CN", "SH001"),
+    ("13900000002", "canopy-demo-2", "258369", "Wang Fang", "en", "BJ001"),
+]
+STAFF = [
+    # username, display name, role, branch
+    ("hq.admin", "总行管理员 HQ Admin", StaffRole.HQ_ADMIN, None),
+    ("hq.reviewer", "总行审核员 HQ Reviewer", StaffRole.HQ_REVIEWER, None),
+    ("sh.admin", "上海分行管理员 Shanghai Admin", StaffRole.BRANCH_ADMIN, "SH001"),
+    ("sh.operator", "上海分行运营 Shanghai Operator", StaffRole.BRANCH_OPERATOR, "SH001"),
+    ("bj.operator", "北京分行运营 Beijing Operator", StaffRole.BRANCH_OPERATOR, "BJ001"),
+]
+PARTNERS = [("CITYPOWER", "城市电力", "City Power", "dev@citypower.example", "City Power Developer")]
+
+
 def ensure_secret(instance: Path) -> bool:
     """Write a random ``SECRET_KEY`` into the instance file unless one is there; return
     whether one was written. Development only: production sets ``CANOPY_SECRET_KEY``."""
@@ -49,8 +69,9 @@ def ensure_secret(instance: Path) -> bool:
 
 
 def seed(session: Session) -> dict[str, int]:
-    """Create the demo branches and installations that are missing; return counts of what was added."""
-    added = {"branches": 0, "installations": 0}
+    """Create the demo branches, installations and people that are missing; return counts of
+    what was added. Needs an app context (passwords are hashed with the app's settings)."""
+    added = {"branches": 0, "installations": 0, "people": 0}
     for code, zh, en, parent in BRANCHES:
         if session.get(Branch, code) is None:
             session.add(Branch(code=code, name_zh=zh, name_en=en, parent_code=parent))
@@ -74,4 +95,39 @@ def seed(session: Session) -> dict[str, int]:
             if exists is None:
                 session.add(Installation(branch_code=code, plugin_id=plugin_id, version=version.version, position=position))
                 added["installations"] += 1
+    added["people"] = _seed_people(session)
     return added
+
+
+def _seed_people(session: Session) -> int:
+    hasher = services.hasher()
+    added = 0
+    for phone, password, pin, nickname, locale, branch in CUSTOMERS:
+        if session.scalar(select(Customer).where(Customer.phone == phone)) is None:
+            session.add(Customer(phone=phone, password_hash=hasher.hash(password), pin_hash=hasher.hash(pin),
+                                 nickname=nickname, locale=locale, branch_code=branch))
+            added += 1
+    for username, name, role, branch in STAFF:
+        if session.scalar(select(Staff).where(Staff.username == username)) is None:
+            session.add(Staff(username=username, display_name=name, password_hash=hasher.hash(DEMO_PASSWORD),
+                              role=role, branch_code=branch))
+            added += 1
+    for org_id, name_zh, name_en, email, developer in PARTNERS:
+        if session.get(PartnerOrg, org_id) is None:
+            session.add(PartnerOrg(id=org_id, name_zh=name_zh, name_en=name_en))
+            session.flush()
+        if session.scalar(select(PartnerDeveloper).where(PartnerDeveloper.email == email)) is None:
+            session.add(PartnerDeveloper(org_id=org_id, email=email, display_name=developer,
+                                         password_hash=hasher.hash(DEMO_PASSWORD)))
+            added += 1
+    return added
+
+
+def sign_ins() -> list[str]:
+    """The demo sign-ins, as ``make run`` prints them."""
+    lines = [f"customer  {phone} / {password}  (payment PIN {pin}, {branch})"
+             for phone, password, pin, _, _, branch in CUSTOMERS]
+    lines += [f"staff     {username} / {DEMO_PASSWORD}  ({role}{', ' + branch if branch else ''})"
+              for username, _, role, branch in STAFF]
+    lines += [f"partner   {email} / {DEMO_PASSWORD}  ({org_id})" for org_id, _, _, email, _ in PARTNERS]
+    return lines

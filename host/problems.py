@@ -16,6 +16,8 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .config import ConfigError
+
 log = logging.getLogger("canopy.http")
 
 PROBLEM_JSON = "application/problem+json"
@@ -102,6 +104,11 @@ def init_app(app: Flask) -> None:
     def _database(exc: DBAPIError) -> Response:
         log.error("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
         return respond(Problem(503, "Service unavailable", "The database cannot be reached; try again shortly."))
+
+    @app.errorhandler(ConfigError)
+    def _not_configured(exc: ConfigError) -> Response:
+        log.error("configuration: %s", exc)
+        return respond(Problem(503, "Not configured", str(exc)))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -141,6 +141,10 @@ def make_config(database_url: str, tmp_path: Path, **overrides) -> dict:
         "LOAD_ENTRY_POINTS": False,
         "SECRET_KEY": SECRET,
         "TESTING": True,
+        # Real Argon2id, at a cost that keeps the suite quick.
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_KIB": 8192,
+        "ARGON2_PARALLELISM": 1,
     }
     config.update(overrides)
     return config
@@ -172,19 +176,31 @@ def app(app_factory):
     return app_factory()
 
 
-@pytest.fixture
-def demo_app(app):
-    """An app seeded with the demo branches and installations."""
+def seed_demo(app):
+    """Register and approve the plugins found, then seed the demo data; return ``app``."""
     from host.db import get_database
     from host.demo import seed
     from host.runtime import get_runtime
     from host.runtime.registry import sync_registry
 
-    with get_database(app).transaction(write=True) as session:
-        sync_registry(session, get_runtime(app), approve=True)
-    with get_database(app).transaction(write=True) as session:
-        seed(session)
+    with app.app_context():
+        with get_database(app).transaction(write=True) as session:
+            sync_registry(session, get_runtime(app), approve=True)
+        with get_database(app).transaction(write=True) as session:
+            seed(session)
     return app
+
+
+@pytest.fixture(name="seed_demo")
+def seed_demo_fixture():
+    """``seed_demo(app)``: register, approve and seed the demo on another app of this test."""
+    return seed_demo
+
+
+@pytest.fixture
+def demo_app(app):
+    """An app seeded with the demo branches, installations and people."""
+    return seed_demo(app)
 
 
 @pytest.fixture

@@ -29,6 +29,9 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def models_metadata():
     """The metadata of every model (importing each domain's models)."""
+    from ..audit import models as _audit  # noqa: F401
+    from ..identity import models as _identity  # noqa: F401
+    from ..oauth import models as _oauth  # noqa: F401
     from ..runtime import models as _runtime  # noqa: F401
     from ..storefront import models as _storefront  # noqa: F401
 

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, request, send_from_directory
 
 from .. import db
 from ..i18n import request_locale
+from ..identity import csrf
 from ..problems import Problem
 from ..runtime import get_runtime
 from ..runtime.invoke import BUSY, MISSING, OK, REJECTED, TIMEOUT, Outcome
@@ -108,6 +109,7 @@ def static(plugin_id: str, filename: str):
 
 @bp.route("/mp/<plugin_id>/api/", defaults={"subpath": ""}, methods=API_METHODS)
 @bp.route("/mp/<plugin_id>/api/<path:subpath>", methods=API_METHODS)
+@csrf.exempt  # JSON only: a form post is refused with 415 before anything happens
 def api(plugin_id: str, subpath: str):
     """A call from the mini-program's page to its back end (``canopy_api``)."""
     branch, zone = _resolve(plugin_id)

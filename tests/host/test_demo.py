@@ -8,7 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from host.db import get_database
-from host.demo import BRANCHES, INSTALLATIONS, ensure_secret, seed
+from host.demo import BRANCHES, CUSTOMERS, INSTALLATIONS, PARTNERS, STAFF, ensure_secret, seed
+
+PEOPLE = len(CUSTOMERS) + len(STAFF) + len(PARTNERS)
 from host.runtime import get_runtime
 from host.runtime.models import PluginVersion
 from host.runtime.registry import sync_registry
@@ -66,7 +68,7 @@ def test_seed_approves_the_installed_plugins_scopes(app):
     with get_database(app).transaction(write=True) as session:
         for version in session.scalars(select(PluginVersion)):
             version.manifest = {**version.manifest, "scopes": ["payments:read"]}
-    with get_database(app).transaction(write=True) as session:
+    with app.app_context(), get_database(app).transaction(write=True) as session:
         seed(session)
     with get_database(app).transaction() as session:
         installed = set(session.scalars(select(Installation.plugin_id)))
@@ -78,24 +80,24 @@ def test_seed_approves_the_installed_plugins_scopes(app):
 
 def test_seed_is_idempotent(demo_app):
     before = installations(demo_app)
-    with get_database(demo_app).transaction(write=True) as session:
+    with demo_app.app_context(), get_database(demo_app).transaction(write=True) as session:
         added = seed(session)
-    assert added == {"branches": 0, "installations": 0}
+    assert added == {"branches": 0, "installations": 0, "people": 0}
     assert installations(demo_app) == before
 
 
 def test_seed_on_an_empty_database_reports_what_it_added(app):
     with get_database(app).transaction(write=True) as session:
         sync_registry(session, get_runtime(app), approve=True)
-    with get_database(app).transaction(write=True) as session:
+    with app.app_context(), get_database(app).transaction(write=True) as session:
         added = seed(session)
-    assert added == {"branches": len(BRANCHES), "installations": len(expected_installations(app))}
+    assert added == {"branches": len(BRANCHES), "installations": len(expected_installations(app)), "people": PEOPLE}
 
 
 def test_seed_skips_plugins_that_are_not_registered(app):
-    with get_database(app).transaction(write=True) as session:
+    with app.app_context(), get_database(app).transaction(write=True) as session:
         added = seed(session)  # nothing registered yet
-    assert added == {"branches": len(BRANCHES), "installations": 0}
+    assert added == {"branches": len(BRANCHES), "installations": 0, "people": PEOPLE}
     assert installations(app) == []
 
 
@@ -106,9 +108,9 @@ def test_seed_keeps_what_staff_changed(demo_app):
             select(Installation).where(Installation.branch_code == "BJ001", Installation.plugin_id == "wealth.checkup")
         ).one()
         session.delete(wealth)
-    with get_database(demo_app).transaction(write=True) as session:
+    with demo_app.app_context(), get_database(demo_app).transaction(write=True) as session:
         added = seed(session)
-    assert added == {"branches": 0, "installations": 1}  # the removed installation comes back
+    assert added == {"branches": 0, "installations": 1, "people": 0}  # the removed installation comes back
     with get_database(demo_app).transaction() as session:
         assert session.get(Branch, "BJ001").name_en == "Beijing Main Branch"
 

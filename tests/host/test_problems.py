@@ -12,19 +12,6 @@ PROBLEM_MEMBERS = {"type", "title", "status", "detail", "instance"}
 DEAD_DATABASE = "postgresql://postgres@127.0.0.1:1/canopy"
 
 
-def seed(app):
-    from host.db import get_database
-    from host.demo import seed as seed_demo
-    from host.runtime import get_runtime
-    from host.runtime.registry import sync_registry
-
-    with get_database(app).transaction(write=True) as session:
-        sync_registry(session, get_runtime(app), approve=True)
-    with get_database(app).transaction(write=True) as session:
-        seed_demo(session)
-    return app
-
-
 def assert_problem(response, status: int, path: str) -> dict:
     assert response.status_code == status
     assert response.mimetype == PROBLEM_JSON
@@ -102,8 +89,8 @@ def test_wrong_method_on_a_page_is_405_html_with_allow(client):
     assert "GET" in response.headers["Allow"]
 
 
-def test_a_body_over_the_limit_is_413(app_factory):
-    client = seed(app_factory(MAX_CONTENT_LENGTH=64)).test_client()
+def test_a_body_over_the_limit_is_413(app_factory, seed_demo):
+    client = seed_demo(app_factory(MAX_CONTENT_LENGTH=64)).test_client()
     path = "/mp/wealth.checkup/api/answers"
     body = assert_problem(client.post(path, data=b"[" + b"1," * 100 + b"1]", content_type="application/json"), 413, path)
     assert "64" in body["detail"]

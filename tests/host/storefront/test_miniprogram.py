@@ -134,7 +134,7 @@ def mp(app_factory, tmp_path):
     database = get_database(app)
     with database.transaction(write=True) as session:
         sync_registry(session, get_runtime(app), approve=True)
-    with database.transaction(write=True) as session:
+    with app.app_context(), database.transaction(write=True) as session:
         seed(session)
         session.add(Installation(branch_code="HQ", plugin_id="test.pages", version="1.0.0", position=9))
         session.add(Installation(branch_code="HQ", plugin_id="test.quiet", version="1.0.0", position=10))

@@ -53,7 +53,7 @@ def setup(app, installs: dict[str, list[tuple[str, int]]] | None = None) -> None
     database = get_database(app)
     with database.transaction(write=True) as session:
         sync_registry(session, get_runtime(app), approve=True)
-    with database.transaction(write=True) as session:
+    with app.app_context(), database.transaction(write=True) as session:
         seed(session)
         for plugin_id, places in (installs or {}).items():
             for branch, position in places:

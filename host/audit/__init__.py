@@ -1,0 +1,74 @@
+"""The audit log: every sign-in, failed authorisation, consent change and admin action.
+
+:func:`record` writes one append-only row (UTC, who, what, where, outcome) in its own
+transaction, so an audited failure is kept even when the request's own work rolls back.
+Details must never hold a password, PIN, token, key or card number: :func:`record`
+refuses detail keys that name one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import current_app, has_request_context, request
+
+from ..db import get_database
+from ..observability import current_request_id
+from .models import AuditEvent
+
+log = logging.getLogger("canopy.audit")
+
+SUCCESS = "success"
+FAILURE = "failure"
+DENIED = "denied"
+
+_SECRET_WORDS = ("password", "pin", "token", "secret", "key", "card", "assertion", "code_verifier")
+
+
+class SecretInAudit(ValueError):
+    """An audit detail named something secret."""
+
+
+def _check_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    for key in detail:
+        lowered = str(key).lower()
+        if any(word in lowered for word in _SECRET_WORDS):
+            raise SecretInAudit(f"audit detail {key!r} looks like a secret; audit entries never hold secrets")
+    return detail
+
+
+def record(
+    action: str,
+    *,
+    outcome: str,
+    actor: str | None = None,
+    subject: str | None = None,
+    plugin_id: str | None = None,
+    branch: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit event (in a transaction of its own) and log it."""
+    detail = _check_detail(dict(detail or {}))
+    ip = request.remote_addr if has_request_context() else None
+    event = AuditEvent(
+        action=action[:64],
+        outcome=outcome[:16],
+        actor=actor[:128] if actor else None,
+        subject=subject[:128] if subject else None,
+        plugin_id=plugin_id,
+        branch=branch,
+        ip=ip,
+        request_id=current_request_id(),
+        detail=detail,
+    )
+    with get_database(current_app).transaction(write=True) as session:
+        session.add(event)
+    log.info(
+        "%s %s", action, outcome,
+        extra={"audit_action": action, "outcome": outcome, "actor": actor, "subject": subject,
+               "plugin": plugin_id, "branch": branch},
+    )
+
+
+__all__ = ["DENIED", "FAILURE", "SUCCESS", "AuditEvent", "SecretInAudit", "record"]

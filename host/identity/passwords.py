@@ -1,0 +1,44 @@
+"""Password and PIN hashing with Argon2id.
+
+Parameters come from the configuration (``ARGON2_TIME_COST``, ``ARGON2_MEMORY_KIB``,
+``ARGON2_PARALLELISM``; RFC 9106's low-memory profile by default). A stored hash
+carries its own parameters, so raising them later only makes new hashes stronger;
+:func:`verify` tells when a hash should be redone.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+#: Hashed once so that checking an unknown account costs what checking a known one does.
+_DUMMY_PASSWORD = "canopy-no-such-account"
+
+
+class Hasher:
+    """Hashes and verifies secrets with the configured Argon2id parameters."""
+
+    def __init__(self, config: Mapping) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=int(config.get("ARGON2_TIME_COST", 3)),
+            memory_cost=int(config.get("ARGON2_MEMORY_KIB", 65536)),
+            parallelism=int(config.get("ARGON2_PARALLELISM", 4)),
+        )
+        self._dummy = self._hasher.hash(_DUMMY_PASSWORD)
+
+    def hash(self, secret: str) -> str:
+        """Return the Argon2id hash of ``secret``."""
+        return self._hasher.hash(secret)
+
+    def verify(self, stored: str | None, secret: str) -> tuple[bool, bool]:
+        """Return (matches, needs_rehash). A missing ``stored`` hash never matches, after
+        the same work as a real check."""
+        try:
+            self._hasher.verify(stored or self._dummy, secret)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False, False
+        if stored is None:
+            return False, False
+        return True, self._hasher.check_needs_rehash(stored)

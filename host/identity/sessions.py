@@ -1,0 +1,115 @@
+"""Browser sessions of customers and staff.
+
+The session is Flask's signed cookie (``canopy_session``: ``Secure``, ``HttpOnly``,
+``SameSite=Lax``, 30 minutes idle). It holds only who signed in and when; the person
+is read from the database on every request, so a deleted or changed account takes
+effect at once. Signing in starts a fresh session (no fixation).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import wraps
+from typing import Callable
+from urllib.parse import urlencode
+
+from flask import Flask, g, redirect, request, session
+
+from .. import db
+from ..db import utcnow
+from ..problems import Problem
+from .models import Customer, Staff
+
+CUSTOMER_KEY = "customer_id"
+STAFF_KEY = "staff_id"
+
+
+def configure(app: Flask) -> None:
+    """Set the session cookie's policy (each overridable by configuration)."""
+    app.config.setdefault("SESSION_COOKIE_NAME", "canopy_session")
+    app.config.setdefault("SESSION_COOKIE_SECURE", True)
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(minutes=30))
+    app.config.setdefault("SESSION_REFRESH_EACH_REQUEST", True)
+
+
+def _start(key: str, person_id: str) -> None:
+    session.clear()
+    session.permanent = True
+    session[key] = person_id
+    session["signed_in_at"] = utcnow().isoformat()
+
+
+def sign_in_customer(customer: Customer) -> None:
+    """Start a customer session (after the password was checked)."""
+    _start(CUSTOMER_KEY, customer.id)
+
+
+def sign_in_staff(staff: Staff) -> None:
+    """Start a staff session (after the password was checked)."""
+    _start(STAFF_KEY, staff.id)
+
+
+def sign_out() -> None:
+    """End the session."""
+    session.clear()
+
+
+def current_customer() -> Customer | None:
+    """The signed-in customer of this browser session, or None."""
+    if "current_customer" not in g:
+        customer_id = session.get(CUSTOMER_KEY)
+        g.current_customer = db.session().get(Customer, customer_id) if isinstance(customer_id, str) else None
+    return g.current_customer
+
+
+def current_staff() -> Staff | None:
+    """The signed-in member of staff, or None."""
+    if "current_staff" not in g:
+        staff_id = session.get(STAFF_KEY)
+        g.current_staff = db.session().get(Staff, staff_id) if isinstance(staff_id, str) else None
+    return g.current_staff
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """``target`` if it is a path on this host (no scheme, no other host), else ``default``."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    if any(ord(ch) < 32 for ch in target):
+        return default
+    return target
+
+
+def _to_sign_in(path: str):
+    return redirect(f"{path}?{urlencode({'next': request.full_path.rstrip('?')})}", 303)
+
+
+def login_customer_required(view: Callable) -> Callable:
+    """Send visitors without a customer session to the sign-in page (303), then back."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if current_customer() is None:
+            return _to_sign_in("/signin")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def staff_required(*roles: str) -> Callable[[Callable], Callable]:
+    """Require a staff session, with one of ``roles`` when given (403 otherwise)."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            staff = current_staff()
+            if staff is None:
+                return _to_sign_in("/staff/signin")
+            if roles and staff.role not in roles:
+                raise Problem(403, "Not allowed", f"This needs one of the roles: {', '.join(roles)}.")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
