@@ -19,7 +19,7 @@ from ..runtime import get_runtime
 from ..runtime.invoke import BUSY, MISSING, OK, REJECTED, TIMEOUT, Outcome
 from .links import HOST_PARAMS
 from .rendering import render_page
-from .services import UnknownBranch, Zone, context_for, get_branch, zones
+from .services import UnknownBranch, Zone, context_for, get_branch, served_plugin, zones
 
 bp = Blueprint("miniprogram", __name__)
 
@@ -27,11 +27,22 @@ MAX_QUERY_PARAMS = 50
 MAX_QUERY_VALUE = 2000
 API_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
-#: The policy of a mini-program's pages: only its own scripts, styles and images.
+#: The policy of a mini-program's pages: only its own scripts, styles and images, and
+#: ``sandbox``: the page runs in an opaque origin of its own, so its scripts cannot read
+#: the host's pages or act with the customer's session even while it is served from the
+#: host's address. Its API calls are therefore cross-origin: the API answers CORS for any
+#: origin without credentials, and the calls are anonymous (the bridge brings the customer).
 PAGE_CSP = (
+    "sandbox allow-scripts allow-forms; "
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'self'; base-uri 'none'; object-src 'none'"
 )
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": ", ".join(["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    "Access-Control-Allow-Headers": "Content-Type, Accept",
+    "Access-Control-Max-Age": "600",
+}
 
 
 #: The policy of a mini-program's static files: if one is opened as a document, it runs
@@ -98,12 +109,29 @@ def page(plugin_id: str, subpath: str):
 
 @bp.get("/mp/<plugin_id>/static/<path:filename>")
 def static(plugin_id: str, filename: str):
-    """A file from the mini-program's ``static/`` folder."""
-    _, zone = _resolve(plugin_id)
-    response = send_from_directory(_folder(zone) / "static", filename, max_age=3600)
+    """A file from the mini-program's ``static/`` folder (the same in every branch)."""
+    loaded = served_plugin(db.session(), get_runtime(), plugin_id)
+    if loaded is None or loaded.folder is None:
+        raise Problem(404, "No such mini-program", f"{plugin_id[:64]!r} is not served here.")
+    response = send_from_directory(loaded.folder / "static", filename, max_age=3600)
     response.headers["X-Content-Type-Options"] = "nosniff"
     # An HTML or SVG file among the statics must not run as a page of the host's origin.
     response.headers["Content-Security-Policy"] = STATIC_CSP
+    return response
+
+
+@bp.route("/mp/<plugin_id>/api/", defaults={"subpath": ""}, methods=["OPTIONS"])
+@bp.route("/mp/<plugin_id>/api/<path:subpath>", methods=["OPTIONS"])
+def api_preflight(plugin_id: str, subpath: str):
+    """CORS preflight of the page's API calls (the page runs in an opaque origin)."""
+    return Response(status=204, headers=CORS_HEADERS)
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    # Every answer of a mini-program API, errors included, is readable by its page.
+    if request.endpoint == "miniprogram.api":
+        response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 

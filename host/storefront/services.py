@@ -74,25 +74,48 @@ def zones(session: Session, runtime: PluginRuntime, branch_code: str, plugin_id:
         query = query.where(Installation.plugin_id == plugin_id)
     found = []
     for position, version in session.execute(query):
-        loaded = runtime.plugins.get(version.plugin_id)
-        if loaded is None or loaded.manifest is None:
-            continue
-        if loaded.manifest.version != version.version or loaded.checksum != version.checksum:
-            log.error(
-                "plugin %s: installed version %s is not the loaded one (%s); zone left out",
-                version.plugin_id,
-                version.version,
-                loaded.manifest.version,
-            )
-            continue
-        found.append(Zone(loaded, version, position))
+        loaded = _serving(runtime, version)
+        if loaded is not None:
+            found.append(Zone(loaded, version, position))
     return found
+
+
+def _serving(runtime: PluginRuntime, version: PluginVersion) -> LoadedPlugin | None:
+    """The loaded plugin if its files are exactly the registered ``version``'s, else None."""
+    loaded = runtime.plugins.get(version.plugin_id)
+    if loaded is None or loaded.manifest is None:
+        return None
+    if loaded.manifest.version != version.version or loaded.checksum != version.checksum:
+        log.error(
+            "plugin %s: registered version %s is not the loaded one (%s); not served",
+            version.plugin_id,
+            version.version,
+            loaded.manifest.version,
+        )
+        return None
+    return loaded
+
+
+def served_plugin(session: Session, runtime: PluginRuntime, plugin_id: str) -> LoadedPlugin | None:
+    """The loaded plugin ``plugin_id`` if the registry has its loaded version active (any branch)."""
+    if not is_plugin_id(plugin_id) or plugin_id not in runtime.plugins:
+        return None
+    loaded = runtime.plugins[plugin_id]
+    version = session.scalar(
+        select(PluginVersion).where(
+            PluginVersion.plugin_id == plugin_id,
+            PluginVersion.version == loaded.manifest.version,  # type: ignore[union-attr]
+            PluginVersion.state == PluginState.ACTIVE,
+        )
+    )
+    return None if version is None else _serving(runtime, version)
 
 
 def context_for(runtime: PluginRuntime, zone: Zone, branch: Branch, locale: str):
     """The ``ctx`` for a call of ``zone``'s plugin on ``branch``'s storefront.
 
-    Until customers can sign in, every visitor is anonymous.
+    Calls from ``/mp`` are anonymous until the shell and its bridge bring the customer
+    (the page runs in an opaque origin and never carries the host's session).
     """
     return runtime.context(
         zone.plugin_id,

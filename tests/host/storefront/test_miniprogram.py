@@ -318,9 +318,37 @@ def test_static_refuses_traversal_and_absolute_paths(mp, path):
     assert SECRET_FILE_TEXT not in text and "root:x:0:0" not in text and "{{ value }}" not in text
 
 
-def test_static_files_need_the_plugin_installed_in_the_branch(mp):
-    assert mp.get("/mp/test.pages/static/app.css?branch=BJ001").status_code == 404
+def test_static_files_are_the_same_in_every_branch(mp):
+    # the page's <link> and <script> carry no branch, so statics never depend on one
+    assert mp.get("/mp/test.pages/static/app.css").status_code == 200
+    assert mp.get("/mp/test.pages/static/app.css?branch=BJ001").status_code == 200
     assert mp.get("/mp/no.such.plugin/static/app.css").status_code == 404
+
+
+def test_static_files_of_a_plugin_that_is_not_served_are_404(mp):
+    database = get_database(mp.application)
+    with database.transaction(write=True) as session:
+        version = session.scalar(select(PluginVersion).where(PluginVersion.plugin_id == "test.pages"))
+        version.state = PluginState.DISABLED
+    assert mp.get("/mp/test.pages/static/app.css").status_code == 404
+    # a partner plugin is registered but never served in-process
+    assert mp.get("/mp/city.utilities/static/utilities.css").status_code == 404
+
+
+def test_page_api_answers_cors_for_its_opaque_origin(mp):
+    preflight = mp.options("/mp/test.pages/api/echo", headers={"Origin": "null", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "Access-Control-Allow-Credentials" not in preflight.headers
+    failed = mp.post("/mp/test.pages/api/echo", data=b"{", content_type="application/json")
+    assert failed.status_code == 400 and failed.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_pages_run_sandboxed_in_an_opaque_origin(mp):
+    response = mp.get("/mp/test.pages/")
+    assert response.headers["Content-Security-Policy"].startswith("sandbox allow-scripts allow-forms;")
+    assert "allow-same-origin" not in response.headers["Content-Security-Policy"]
 
 
 # -- the plugin's API -----------------------------------------------------------------------
