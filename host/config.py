@@ -42,10 +42,20 @@ DEFAULTS: dict[str, Any] = {
     "DEVELOPMENT": False,
     # Redis for rate limits across processes; None: each process counts for itself.
     "REDIS_URL": None,
+    # The session cookie is sent over HTTPS only (browsers count 127.0.0.1 and localhost as secure).
+    "SESSION_COOKIE_SECURE": True,
     # Argon2id cost (RFC 9106, low-memory profile).
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_KIB": 65536,
     "ARGON2_PARALLELISM": 4,
+    # OAuth: the issuer identifier is also the host's public base URL (DPoP htu, client
+    # assertion aud, redirects). Production sets its https origin.
+    "OAUTH_ISSUER": "http://127.0.0.1:8000",
+    "OAUTH_ACCESS_TOKEN_SECONDS": 300,  # at most 600 (FAPI 2.0 grade: short-lived)
+    "OAUTH_REFRESH_TOKEN_DAYS": 30,
+    "OAUTH_CONSENT_DAYS": 365,
+    "OAUTH_DPOP_NONCE": False,  # require server nonces in DPoP proofs at the token endpoint
+    "MINIPROGRAM_SESSION_SECONDS": 1800,
 }
 
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}

@@ -159,3 +159,9 @@ def test_development_mode_is_off_unless_asked_for(tmp_path):
     assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})["DEVELOPMENT"] is False
     environ = {"CANOPY_DEVELOPMENT": "true"}
     assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ=environ)["DEVELOPMENT"] is True
+
+
+def test_a_boolean_from_the_environment_is_a_boolean(tmp_path):
+    environ = {"CANOPY_SESSION_COOKIE_SECURE": "false"}
+    assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ=environ)["SESSION_COOKIE_SECURE"] is False
+    assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})["SESSION_COOKIE_SECURE"] is True
