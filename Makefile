@@ -9,10 +9,10 @@ PYTEST_WORKERS ?= 2
 export CANOPY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-sqlite test-postgres bench clean
+.PHONY: help install browser run test test-sqlite test-postgres test-e2e bench clean
 
 help: ## Show this help
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the host, the SDK (by path) and test tools
+
+# Playwright drives Debian's chromium: `playwright install` cannot download browsers here.
+# Chinese fonts, so pages and screenshots show Chinese text rather than empty boxes.
+browser: ## Install Debian's chromium (and Chinese fonts) for the browser tests when missing
+	@{ command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .; } || { \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
 
 run: export CANOPY_DEVELOPMENT = true
 run: install ## Set up the embedded SQLite instance, seed the demo and serve on $(HOST):$(PORT)
@@ -40,7 +48,7 @@ run: install ## Set up the embedded SQLite instance, seed the demo and serve on 
 	@echo ""
 	$(VENV)/bin/canopy serve --host $(HOST) --port $(PORT)
 
-test: install ## Run the whole suite on SQLite, then the database tests again on PostgreSQL
+test: install browser ## Run the whole suite on SQLite (browser tests included), then the database tests again on PostgreSQL
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
@@ -49,6 +57,9 @@ test-sqlite: install ## The whole suite on the embedded SQLite
 
 test-postgres: install ## The database tests on PostgreSQL (CANOPY_TEST_DATABASE_URL)
 	CANOPY_TEST_BACKEND=postgresql $(PY) -m pytest -n $(PYTEST_WORKERS) -m "db or postgres"
+
+test-e2e: install browser ## The browser tests alone: Chromium against a live server
+	$(PY) -m pytest -m e2e tests/e2e
 
 bench: install ## Benchmarks, printed as ratios against baselines measured in the same run
 	$(PY) -m benchmarks

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import db, identity, observability, problems
+from . import db, identity, oauth, observability, problems
 from .config import load_config, plugin_paths, require_secret
 from .runtime import PluginRuntime
 
@@ -33,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     runtime.load(plugin_paths(app.config), entry_points=bool(app.config["LOAD_ENTRY_POINTS"]))
     runtime.start()
     app.extensions["canopy.runtime"] = runtime
+    oauth.init_app(app)  # the authorization server, its routes, the consent ledger as runtime.consents
 
     from .api import bp as api_bp
     from .health import bp as health_bp

@@ -250,7 +250,9 @@ def serve(host: str, port: int, workers: int | None) -> None:
 
 def register_commands(app: Flask) -> None:
     """Attach the commands to ``app.cli`` (so ``flask --app host`` has them too)."""
-    for command in (db_group, demo, demo_sign_ins, init_instance, plugins_group, storage_group, serve):
+    from .oauth.cli import oauth_group
+
+    for command in (db_group, demo, demo_sign_ins, init_instance, plugins_group, storage_group, serve, oauth_group):
         app.cli.add_command(command)
 
 

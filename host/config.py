@@ -42,8 +42,13 @@ DEFAULTS: dict[str, Any] = {
     "DEVELOPMENT": False,
     # Redis for rate limits across processes; None: each process counts for itself.
     "REDIS_URL": None,
-    # The session cookie is sent over HTTPS only (browsers count 127.0.0.1 and localhost as secure).
+    # The session cookie: HTTPS only (browsers count 127.0.0.1 and localhost as secure), never
+    # readable by scripts, not sent on cross-site subrequests, 30 minutes idle.
+    "SESSION_COOKIE_NAME": "canopy_session",
     "SESSION_COOKIE_SECURE": True,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "PERMANENT_SESSION_LIFETIME": 1800,
     # Argon2id cost (RFC 9106, low-memory profile).
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_KIB": 65536,

@@ -61,6 +61,66 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}},
         }
     },
+    # -- OAuth-protected (docs/oauth.md): Authorization: DPoP <token> plus a DPoP proof --
+    "/api/v1/me": {
+        "get": {
+            "operationId": "getMe",
+            "summary": "The customer behind a DPoP-bound access token, as the token's scopes allow",
+            "description": "Needs profile.basic:read (nickname, avatar, locale) and/or profile.phone:read (phone); "
+            "sub is the customer's pairwise id for the calling mini-program.",
+            "tags": ["oauth"],
+            "parameters": [
+                {"in": "header", "name": "Authorization", "required": True, "schema": {"type": "string", "pattern": "^DPoP "}},
+                {"in": "header", "name": "DPoP", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "The profile", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["sub"],
+                    "properties": {"sub": {"type": "string"}, "nickname": {"type": "string"},
+                                   "avatar": {"type": "string", "nullable": True}, "locale": {"type": "string"},
+                                   "phone": {"type": "string"}}}}}},
+                "400": {"description": "A token in the query string or body, or a malformed request", **PROBLEM},
+                "401": {"description": "No, unknown, expired or revoked token, or a bad DPoP proof (WWW-Authenticate: DPoP)", **PROBLEM},
+                "403": {"description": "insufficient_scope, or a token without a customer", **PROBLEM},
+            },
+        }
+    },
+    "/api/v1/clients/{plugin_id}": {
+        "put": {
+            "operationId": "putClient",
+            "summary": "A client replaces its own JWKS and/or redirect URIs (client credentials token with client:manage)",
+            "tags": ["oauth"],
+            "parameters": [{"in": "path", "name": "plugin_id", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {"jwks": {"type": "object"}, "redirect_uris": {"type": "array", "items": {"type": "string"}}}}}}},
+            "responses": {
+                "200": {"description": "The registration now", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "401": {"description": "Token or DPoP proof not accepted", **PROBLEM},
+                "403": {"description": "Not this client's own registration, or no client:manage", **PROBLEM},
+                "422": {"description": "Invalid keys or redirect URIs; see errors", **PROBLEM},
+            },
+        }
+    },
+    "/api/v1/miniprogram/sessions": {
+        "post": {
+            "operationId": "createMiniProgramSession",
+            "summary": "A plugin's back end exchanges a one-time login code for the pairwise id and a short session",
+            "description": "Client authentication: private_key_jwt (client_assertion_type, client_assertion).",
+            "tags": ["oauth"],
+            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "required": ["code", "client_assertion_type", "client_assertion"],
+                "properties": {"code": {"type": "string"}, "client_assertion_type": {"type": "string"},
+                               "client_assertion": {"type": "string"}}}}}},
+            "responses": {
+                "200": {"description": "The session", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["sub", "session_token", "expires_in"],
+                    "properties": {"sub": {"type": "string"}, "session_token": {"type": "string"},
+                                   "expires_in": {"type": "integer"}}}}}},
+                "400": {"description": "invalid_client, invalid_request or invalid_grant (used, expired, another plugin's code)", **PROBLEM},
+            },
+        }
+    },
     "/healthz": {
         "get": {
             "operationId": "liveness",

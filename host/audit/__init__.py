@@ -38,6 +38,14 @@ def _check_detail(detail: dict[str, Any]) -> dict[str, Any]:
     return detail
 
 
+def _fit(value: str | None, size: int) -> str | None:
+    """``value`` cut to its column, with what no database stores (NUL, lone surrogates)
+    replaced: an audited failure often carries hostile input, and must still be written."""
+    if value is None:
+        return None
+    return value[:size].replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
 def record(
     action: str,
     *,
@@ -52,13 +60,13 @@ def record(
     detail = _check_detail(dict(detail or {}))
     ip = request.remote_addr if has_request_context() else None
     event = AuditEvent(
-        action=action[:64],
-        outcome=outcome[:16],
-        actor=actor[:128] if actor else None,
-        subject=subject[:128] if subject else None,
-        plugin_id=plugin_id,
-        branch=branch,
-        ip=ip,
+        action=_fit(action, 64),
+        outcome=_fit(outcome, 16),
+        actor=_fit(actor or None, 128),
+        subject=_fit(subject or None, 128),
+        plugin_id=_fit(plugin_id or None, 64),
+        branch=_fit(branch or None, 16),
+        ip=_fit(ip or None, 64),
         request_id=current_request_id(),
         detail=detail,
     )

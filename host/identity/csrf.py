@@ -2,7 +2,8 @@
 
 Each session has a random token; templates put it in every form with
 ``{{ csrf_field() }}`` (or ``csrf_token()``). A POST, PUT, PATCH or DELETE whose body is
-a form (urlencoded or multipart) must carry it, or the request is refused with 400
+a form (urlencoded, multipart or text/plain), or that has no body type but comes with the
+session cookie, must carry it, or the request is refused with 400
 before any view runs. JSON API calls are not form posts and are not affected; views that
 take form bodies from back ends (the OAuth token endpoint) opt out with :func:`exempt`.
 """
@@ -42,13 +43,22 @@ def exempt(view: Callable) -> Callable:
     return view
 
 
+def _form_or_bare() -> bool:
+    """Whether this request is one a page of another site can send with the session cookie and
+    no CORS preflight: a form body, or no body type at all (``fetch(url, {method: "POST"})``).
+    A back end calling the API without a body carries no session cookie and is not affected."""
+    if request.mimetype in FORM_TYPES:
+        return True
+    return not request.mimetype and current_app.session_interface.get_cookie_name(current_app) in request.cookies
+
+
 def init_app(app: Flask) -> None:
     """Check the token on every unsafe form request; offer the helpers to templates."""
     app.jinja_env.globals.update(csrf_token=csrf_token, csrf_field=csrf_field)
 
     @app.before_request
     def _check_csrf() -> None:
-        if request.method not in UNSAFE_METHODS or request.mimetype not in FORM_TYPES:
+        if request.method not in UNSAFE_METHODS or not _form_or_bare():
             return
         view = current_app.view_functions.get(request.endpoint or "")
         if view is None or getattr(view, "csrf_exempt", False):

@@ -34,11 +34,12 @@ class Hasher:
 
     def verify(self, stored: str | None, secret: str) -> tuple[bool, bool]:
         """Return (matches, needs_rehash). A missing ``stored`` hash never matches, after
-        the same work as a real check."""
+        the same work as a real check. A malformed hash, or a secret that is not valid
+        Unicode (a lone surrogate from JSON), never matches either."""
         try:
             self._hasher.verify(stored or self._dummy, secret)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeError):
             return False, False
-        if stored is None:
+        if not stored:  # "" too: the dummy's own secret must not match an empty hash
             return False, False
         return True, self._hasher.check_needs_rehash(stored)

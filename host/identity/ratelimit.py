@@ -11,6 +11,10 @@ import time
 from typing import Protocol
 
 
+class RateLimiterUnavailable(RuntimeError):
+    """The shared counters cannot be reached (Redis is down): neither allow nor refuse."""
+
+
 class RateLimiter(Protocol):
     """Counts hits per key."""
 
@@ -43,6 +47,7 @@ class RedisRateLimiter:
         import redis
 
         self._redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self._errors = redis.RedisError
 
     def hit(self, key: str, limit: int, window_seconds: int) -> bool:
         window = int(time.time() // window_seconds)
@@ -50,7 +55,10 @@ class RedisRateLimiter:
         pipe = self._redis.pipeline()
         pipe.incr(name)
         pipe.expire(name, window_seconds * 2)
-        count, _ = pipe.execute()
+        try:
+            count, _ = pipe.execute()
+        except self._errors as exc:
+            raise RateLimiterUnavailable(f"the rate limit counters cannot be reached ({exc.__class__.__name__})") from exc
         return int(count) <= limit
 
 

@@ -74,11 +74,21 @@ def _is_locked(until) -> bool:
     return until is not None and until > utcnow()
 
 
+def _names_no_one(text: str) -> bool:
+    """Whether ``text`` cannot be a stored login or id: a NUL (PostgreSQL refuses it) or a
+    lone surrogate (no driver encodes it). Such input must not reach the database."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return "\x00" in text
+
+
 def _sign_in(model: type[T], column, login: str, password: str, action: str) -> T:
     if not isinstance(login, str) or not isinstance(password, str) or not login or not password:
         raise SignInFailed("enter your sign-in name and password")
     with get_database().transaction(write=True) as session:
-        account = session.scalar(select(model).where(column == login).with_for_update())
+        account = None if _names_no_one(login) else session.scalar(select(model).where(column == login).with_for_update())
         if account is not None and _is_locked(account.locked_until):
             outcome, locked = "locked", True
         elif (checked := _check(account, account.password_hash if account else None, password))[0]:
@@ -127,7 +137,8 @@ def verify_payment_pin(customer_id: str, pin: str) -> PinCheck:
     Five wrong PINs lock payments for 30 minutes. Every check is audited, never the PIN.
     """
     with get_database().transaction(write=True) as session:
-        customer = session.scalar(select(Customer).where(Customer.id == customer_id).with_for_update())
+        customer = None if isinstance(customer_id, str) and _names_no_one(customer_id) else session.scalar(
+            select(Customer).where(Customer.id == customer_id).with_for_update())
         if customer is None:
             raise LookupError(f"no customer {customer_id!r}")
         if _is_locked(customer.pin_locked_until):

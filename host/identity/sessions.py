@@ -26,12 +26,19 @@ STAFF_KEY = "staff_id"
 
 def configure(app: Flask) -> None:
     """Set the session cookie's policy (each overridable by configuration)."""
-    app.config.setdefault("SESSION_COOKIE_NAME", "canopy_session")
-    app.config.setdefault("SESSION_COOKIE_SECURE", True)
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(minutes=30))
-    app.config.setdefault("SESSION_REFRESH_EACH_REQUEST", True)
+    _default(app, "SESSION_COOKIE_NAME", "canopy_session")
+    app.config.setdefault("SESSION_COOKIE_SECURE", True)  # a typed setting: host.config's default is True
+    _default(app, "SESSION_COOKIE_HTTPONLY", True)
+    _default(app, "SESSION_COOKIE_SAMESITE", "Lax")
+    _default(app, "PERMANENT_SESSION_LIFETIME", timedelta(minutes=30))
+    _default(app, "SESSION_REFRESH_EACH_REQUEST", True)
+
+
+def _default(app: Flask, key: str, value) -> None:
+    # Flask's config starts with every SESSION_* key present, so ``setdefault`` would never
+    # apply ours: a value still equal to Flask's own default counts as not configured.
+    if app.config.get(key) == Flask.default_config.get(key):
+        app.config[key] = value
 
 
 def _start(key: str, person_id: str) -> None:

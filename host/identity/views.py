@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, current_app, redirect, render_template, request
 
 from ..i18n import request_locale
 from ..problems import Problem
 from . import services, sessions
-from .ratelimit import rate_limiter
+from .ratelimit import RateLimiterUnavailable, rate_limiter
 
 bp = Blueprint("identity", __name__, template_folder="templates")
+log = logging.getLogger("canopy.identity")
 
 #: Sign-in attempts one client address may make per minute.
 ATTEMPTS_PER_MINUTE = 20
@@ -19,7 +22,12 @@ def _limit() -> None:
     limiter = current_app.extensions.get("canopy.ratelimit")
     if limiter is None:
         limiter = current_app.extensions["canopy.ratelimit"] = rate_limiter(current_app.config)
-    if not limiter.hit(f"signin:{request.remote_addr}", ATTEMPTS_PER_MINUTE, 60):
+    try:
+        allowed = limiter.hit(f"signin:{request.remote_addr}", ATTEMPTS_PER_MINUTE, 60)
+    except RateLimiterUnavailable as exc:
+        log.error("sign-in refused: %s", exc)
+        raise Problem(503, "Service unavailable", "Signing in is not possible for a moment; try again shortly.") from None
+    if not allowed:
         raise Problem(429, "Too many attempts", "Too many sign-in attempts from here; wait a minute and try again.")
 
 

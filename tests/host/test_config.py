@@ -165,3 +165,20 @@ def test_a_boolean_from_the_environment_is_a_boolean(tmp_path):
     environ = {"CANOPY_SESSION_COOKIE_SECURE": "false"}
     assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ=environ)["SESSION_COOKIE_SECURE"] is False
     assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})["SESSION_COOKIE_SECURE"] is True
+
+
+def test_the_session_cookie_policy_reaches_the_response(demo_app):
+    from host.demo import CUSTOMERS
+
+    phone, password = CUSTOMERS[0][:2]
+    client = demo_app.test_client()
+    client.get("/signin")
+    token = client.get_cookie("canopy_session")
+    assert token is not None  # the CSRF token lives in the session
+    with client.session_transaction() as session:
+        csrf = session["csrf_token"]
+    response = client.post("/signin", data={"phone": phone, "password": password, "csrf_token": csrf})
+    assert response.status_code == 303
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("canopy_session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Expires=" in cookie  # a permanent session of PERMANENT_SESSION_LIFETIME

@@ -1,0 +1,133 @@
+"""The resource server: :func:`require_token` guards ``/api/v1`` routes.
+
+A request must carry ``Authorization: DPoP <access token>`` and a DPoP proof for this
+method and URL with the token's ``ath``. The token must be unexpired and unrevoked,
+its client active, and each scope the route needs must still be in the token *and*,
+when the scope needs it, in the customer's live consent. Tokens in the query string or
+form body are refused. Errors are RFC 6750 (``WWW-Authenticate: DPoP …``), with an RFC
+9457 problem body carrying the same ``error`` and ``error_description``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import wraps
+from typing import Callable
+
+from flask import Response, g, json, request
+
+from .. import db
+from ..problems import PROBLEM_JSON
+from ..runtime import get_runtime
+from . import tokens
+from .clients import active_client
+from .consent import effective_scopes
+from .errors import InsufficientScope, InvalidDPoPProof, InvalidRequest, InvalidToken, OAuthError
+from .jose import ALGORITHMS
+from .models import OAuthToken, TokenKind
+from .web import audit_later, check_dpop, transactional
+
+
+@dataclass(frozen=True)
+class AccessGrant:
+    """Who is calling, for whom, with which scopes (as they stand now)."""
+
+    token: OAuthToken
+    client_id: str
+    customer_id: str | None
+    scopes: frozenset[str]
+
+
+class MissingToken(OAuthError):
+    """No credentials at all: RFC 6750 §3.1 answers 401 without an error code."""
+
+    error = "invalid_token"
+    status_code = 401
+
+
+def _token_from_header() -> str:
+    if "access_token" in request.args or (request.mimetype == "application/x-www-form-urlencoded"
+                                         and "access_token" in request.form):
+        raise InvalidRequest("access tokens are accepted only in the Authorization header, never in the URL or body")
+    values = request.headers.getlist("Authorization")
+    if not values:
+        raise MissingToken("send Authorization: DPoP <access token> with a DPoP proof")
+    if len(values) > 1:
+        raise InvalidRequest("send one Authorization header")
+    scheme, _, value = values[0].partition(" ")
+    if scheme.lower() == "bearer":
+        raise InvalidToken("the access token is DPoP-bound: use the DPoP scheme, not Bearer")
+    if scheme.lower() != "dpop" or not value.strip():
+        raise InvalidToken("use Authorization: DPoP <access token>")
+    return value.strip()
+
+
+def authenticate(required: tuple[str, ...], *, any_scope: bool = False) -> AccessGrant:
+    """Check the current request's token and proof; return the grant it carries."""
+    value = _token_from_header()
+    session = db.session()
+    token = tokens.find(session, value, TokenKind.ACCESS)
+    if not tokens.is_active(token):
+        raise InvalidToken("the access token is unknown, expired or revoked")
+    try:
+        proof = check_dpop(access_token=value)
+    except InvalidDPoPProof as exc:
+        raise InvalidDPoPProof(exc.description, status_code=401) from None
+    if token.jkt != proof.jkt:
+        raise InvalidToken("the access token is not bound to the key of this DPoP proof")
+    if active_client(session, token.client_id) is None:
+        raise InvalidToken("the client of this access token is disabled")
+    live = effective_scopes(session, get_runtime().catalog, token.scopes, token.customer_id, token.client_id)
+    if token.customer_id and token.scopes and not live.scopes:
+        raise InvalidToken("the customer has withdrawn consent for this access token")
+    missing = [scope for scope in required if scope not in live.scopes]
+    if required and (len(missing) == len(required) if any_scope else missing):
+        withdrawn = [scope for scope in missing if scope in live.withdrawn]
+        reason = "the customer has withdrawn consent to" if withdrawn else "the access token lacks"
+        raise InsufficientScope(f"{reason} {' or '.join(missing) if any_scope else ', '.join(missing)}")
+    return AccessGrant(token, token.client_id, token.customer_id, live.scopes)
+
+
+def error_response(error: OAuthError, required: tuple[str, ...] = ()) -> Response:
+    """An RFC 6750 / RFC 9449 error answer."""
+    challenge = [f'algs="{" ".join(ALGORITHMS)}"']
+    if not isinstance(error, MissingToken):
+        challenge.insert(0, f'error="{error.error}", error_description="{error.description}"')
+    if isinstance(error, InsufficientScope) and required:
+        challenge.append(f'scope="{" ".join(required)}"')
+    body = {"type": "about:blank", "title": "Unauthorized" if error.status_code == 401 else
+            ("Forbidden" if error.status_code == 403 else "Bad Request"), "status": error.status_code,
+            "detail": error.description, "instance": request.path}
+    if not isinstance(error, MissingToken):
+        body.update(error=error.error, error_description=error.description)
+    response = Response(json.dumps(body), status=error.status_code, mimetype=PROBLEM_JSON)
+    response.headers["WWW-Authenticate"] = "DPoP " + ", ".join(challenge)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def require_token(*scopes: str, any_scope: bool = False) -> Callable[[Callable], Callable]:
+    """Guard a view: a valid DPoP-bound access token with every one of ``scopes`` (or,
+    with ``any_scope``, at least one). The view finds the grant in ``g.oauth_grant``."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        @transactional
+        def wrapper(*args, **kwargs):
+            try:
+                g.oauth_grant = authenticate(scopes, any_scope=any_scope)
+            except OAuthError as error:
+                audit_later("oauth.resource", outcome="denied", detail={
+                    "path": request.path[:200], "error": error.error, "description": (error.description or "")[:200]})
+                return error_response(error, scopes)
+            return view(*args, **kwargs)
+
+        wrapper.required_scopes = scopes  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def current_grant() -> AccessGrant:
+    """The grant of the current request (inside a :func:`require_token` view)."""
+    return g.oauth_grant

@@ -1,0 +1,104 @@
+"""What every OAuth view shares: the host's public URLs, one write transaction per
+request with a replay cache in it, DPoP checks of the current request, and audit
+events written once the request's own transaction has ended."""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from flask import current_app, g, request
+
+from .. import audit, db
+from ..config import require_secret
+from . import clock
+from .dpop import DPoPNonces, DPoPProof, verify_proof
+from .replay import DatabaseReplayCache
+
+
+def issuer() -> str:
+    """The issuer identifier (``OAUTH_ISSUER``), without a trailing slash."""
+    return str(current_app.config["OAUTH_ISSUER"]).rstrip("/")
+
+
+def public_url(path: str | None = None) -> str:
+    """The public URL of ``path`` (default: this request's path), on the issuer's origin.
+
+    DPoP's ``htu`` is compared with it: behind a proxy, the URL the client called is the
+    public one, not the one the worker sees.
+    """
+    return issuer() + (request.path if path is None else path)
+
+
+def replay_cache() -> DatabaseReplayCache:
+    """The replay cache of this request (in its transaction)."""
+    if "oauth_replay" not in g:
+        g.oauth_replay = DatabaseReplayCache(db.session())
+    return g.oauth_replay
+
+
+def dpop_nonces() -> DPoPNonces | None:
+    """The server nonce checker when ``OAUTH_DPOP_NONCE`` is on, else None."""
+    if not current_app.config.get("OAUTH_DPOP_NONCE"):
+        return None
+    return DPoPNonces(require_secret(current_app.config))
+
+
+def check_dpop(*, access_token: str | None = None, nonces: bool = False) -> DPoPProof:
+    """Verify this request's DPoP proof (RFC 9449) for its method and public URL."""
+    return verify_proof(
+        request.headers.getlist("DPoP"),
+        method=request.method,
+        url=public_url(),
+        replay=replay_cache(),
+        now=clock.epoch(),
+        access_token=access_token,
+        nonces=dpop_nonces() if nonces else None,
+    )
+
+
+def audit_later(action: str, *, outcome: str, **fields: Any) -> None:
+    """Queue an audit event; it is written after this request's transaction ends
+    (the audit log writes in a transaction of its own)."""
+    g.setdefault("oauth_audit", []).append((action, outcome, fields))
+
+
+def _flush_audit() -> None:
+    for action, outcome, fields in g.pop("oauth_audit", []):
+        audit.record(action, outcome=outcome, **fields)
+
+
+def begin_write() -> None:
+    """Start this request's write transaction (SQLite's write lock at BEGIN, so a read
+    followed by a write never fails half way)."""
+    session = db.session()
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={"sqlite_immediate": True})
+
+
+def transactional(view: Callable) -> Callable:
+    """Run ``view`` in one write transaction, committed when it returns a response (OAuth
+    error answers included: a replayed code's revocation must stay). When it raises, the
+    work is rolled back but the one-time values it saw stay spent."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        session = db.session()
+        begin_write()
+        try:
+            response = view(*args, **kwargs)
+        except Exception:
+            session.rollback()
+            cache = g.get("oauth_replay")
+            if cache is not None and cache.recorded:
+                begin_write()
+                cache.restore()
+                session.commit()
+            _flush_audit()
+            raise
+        session.commit()
+        _flush_audit()
+        return response
+
+    return wrapper

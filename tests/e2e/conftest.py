@@ -1,0 +1,245 @@
+"""Fixtures of the browser tests: a live Canopy server and a real Chromium.
+
+``live_server`` sets up a temporary instance with the commands ``make run`` uses (``canopy
+init-instance``, ``db upgrade``, ``demo``) and serves it with gunicorn (``canopy serve``)
+on a free port of 127.0.0.1, in its own process group, stopped at the end of the session.
+Under xdist each worker starts its own server and database.
+
+``browser`` is Playwright driving Debian's ``chromium`` (``playwright install`` cannot
+download browsers here). Without it the tests are skipped with the reason, except under
+``CI=true``, where that is an error — as ``_postgres_or_skip`` does for PostgreSQL.
+
+Each test gets a fresh browser context with a phone-sized viewport; ``shoot(page, name)``
+saves a screenshot to ``test-results/screenshots/``. Only 127.0.0.1 is ever contacted:
+Chromium resolves no host name at all, and the ``page`` fixture records every request of
+the page and fails the test if one went elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from host.demo import CUSTOMERS
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "plugins"
+SCREENSHOTS = ROOT / "test-results" / "screenshots"
+#: The console scripts of the interpreter running the tests (``.venv/bin``); not resolved,
+#: so a virtualenv's symlinked python keeps its own folder.
+BIN = Path(sys.executable).parent
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # With the flags above alone Chromium still looked up content-autofill.googleapis.com,
+    # accounts.google.com and update.googleapis.com (seen with strace): no name resolves.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+PHONE = {"width": 390, "height": 844}
+START_SECONDS = 60  # bounds a broken start only: gunicorn answers /healthz within seconds
+
+#: The demo customer the tests sign in as: 13800000001 / canopy-demo-1 (host/demo.py).
+CUSTOMER_PHONE, CUSTOMER_PASSWORD = CUSTOMERS[0][:2]
+
+
+def _missing(message: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: browser tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def _chromium_or_skip() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        _missing("Debian's chromium is not installed: `make test-e2e` installs it (never `playwright install`)")
+    return path
+
+
+@dataclass
+class LiveServer:
+    """A running ``canopy serve``: its base URL and where its output goes."""
+
+    url: str
+    instance: Path
+    log: Path
+
+    def __call__(self, path: str) -> str:
+        """The absolute URL of ``path`` on this server."""
+        return self.url + path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _environment(instance: Path) -> dict[str, str]:
+    # Only our settings: a CANOPY_* variable of the developer's shell must not reach the server.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CANOPY_")}
+    env.update(
+        CANOPY_INSTANCE_PATH=str(instance),
+        CANOPY_PLUGIN_PATHS=str(PLUGINS),
+        CANOPY_LOAD_ENTRY_POINTS="false",
+        # Real Argon2id, at the suite's low cost (host/demo.py hashes eight passwords).
+        CANOPY_ARGON2_TIME_COST="1",
+        CANOPY_ARGON2_MEMORY_KIB="8192",
+        CANOPY_ARGON2_PARALLELISM="1",
+        CANOPY_THREADS="4",
+        CANOPY_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def _canopy(*args: str, env: dict[str, str], cwd: Path) -> None:
+    done = subprocess.run([str(BIN / "canopy"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        pytest.fail(f"canopy {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}", pytrace=False)
+
+
+def _healthy(url: str) -> bool:
+    # No proxy: a proxy from the environment must never see a request meant for 127.0.0.1.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url + "/healthz", timeout=2) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop gunicorn's master and workers: TERM to the process group, KILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> LiveServer:
+    """Canopy with the demo seeded, served by gunicorn (one worker) on a free port."""
+    home = tmp_path_factory.mktemp("e2e")
+    instance = home / "instance"
+    env = _environment(instance)
+    for command in (["init-instance"], ["db", "upgrade"], ["demo"]):
+        _canopy(*command, env=env, cwd=home)
+    port = _free_port()
+    server = LiveServer(url=f"http://127.0.0.1:{port}", instance=instance, log=home / "server.log")
+    with server.log.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "canopy"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not _healthy(server.url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                state = f"exited with {process.returncode}" if process.poll() is not None else "not answering"
+                pytest.fail(f"canopy serve {state} on {server.url}:\n{server.log.read_text(errors='replace')[-4000:]}",
+                            pytrace=False)
+            time.sleep(0.1)
+        yield server
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Chromium (Debian's package) driven by Playwright, for the whole session."""
+    executable = _chromium_or_skip()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class BrowserLog:
+    """What a page did: every request, the failed ones, and console errors."""
+
+    requests: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def context(browser, live_server):
+    """A fresh browser context (cookies, storage) the size of a phone, for one test."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, locale="en-US", base_url=live_server.url)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def browser_log() -> BrowserLog:
+    """The requests, failures and console errors of this test's pages."""
+    return BrowserLog()
+
+
+@pytest.fixture
+def page(context, live_server, browser_log):
+    """A page of this test's context; fails the test if any request left 127.0.0.1."""
+    def console(message) -> None:
+        if message.type == "error":
+            browser_log.console_errors.append(message.text)
+
+    page = context.new_page()
+    page.on("request", lambda request: browser_log.requests.append(request.url))
+    page.on("requestfailed", lambda request: browser_log.failed.append(f"{request.url}: {request.failure}"))
+    page.on("console", console)
+    yield page
+    elsewhere = [url for url in browser_log.requests
+                 if not url.startswith("data:") and urlsplit(url).netloc != urlsplit(live_server.url).netloc]
+    assert not elsewhere, f"the browser contacted something other than the test server: {elsewhere}"
+
+
+@pytest.fixture
+def shoot():
+    """``shoot(page, name)``: save what ``page`` shows to test-results/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def save(page, name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path))
+        return path
+
+    return save
+
+
+@pytest.fixture
+def sign_in(live_server, shoot):
+    """``sign_in(page, next="/")``: sign the demo customer in through the real /signin form."""
+
+    def sign_in(page, next: str = "/", *, screenshot: str | None = None) -> None:
+        page.goto(f"/signin?lang=en&next={quote(next, safe='')}")
+        page.get_by_label("Mobile number").fill(CUSTOMER_PHONE)
+        page.get_by_label("Password").fill(CUSTOMER_PASSWORD)
+        if screenshot:
+            shoot(page, screenshot)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(live_server(next))
+
+    return sign_in
