@@ -137,7 +137,7 @@ def verify_payment_pin(customer_id: str, pin: str) -> PinCheck:
     Five wrong PINs lock payments for 30 minutes. Every check is audited, never the PIN.
     """
     with get_database().transaction(write=True) as session:
-        customer = None if isinstance(customer_id, str) and _names_no_one(customer_id) else session.scalar(
+        customer = None if not isinstance(customer_id, str) or _names_no_one(customer_id) else session.scalar(
             select(Customer).where(Customer.id == customer_id).with_for_update())
         if customer is None:
             raise LookupError(f"no customer {customer_id!r}")

@@ -80,10 +80,15 @@ def test_one_customers_password_does_not_sign_in_another(in_app):
         services.sign_in_customer(PHONE, OTHER_PASSWORD)
 
 
-def test_the_login_must_match_exactly(in_app):
-    for near in (" " + PHONE, PHONE + " ", PHONE[:-1], STAFF_NAME.upper()):
-        with pytest.raises(SignInFailed):
-            services.sign_in_staff(near, DEMO_PASSWORD) if near == STAFF_NAME.upper() else services.sign_in_customer(near, PASSWORD)
+@pytest.mark.parametrize("near", [" " + PHONE, PHONE + " ", PHONE[:-1], PHONE + "0", "+86" + PHONE])
+def test_the_phone_must_match_exactly(in_app, near):
+    with pytest.raises(SignInFailed):
+        services.sign_in_customer(near, PASSWORD)
+
+
+def test_the_username_must_match_exactly(in_app):
+    with pytest.raises(SignInFailed):
+        services.sign_in_staff(STAFF_NAME.upper(), DEMO_PASSWORD)
 
 
 @pytest.mark.parametrize(
@@ -197,11 +202,23 @@ def test_a_lock_is_per_account(in_app):
 
 
 def test_the_lock_lasts_the_lockout_period(in_app, row):
-    for _ in range(MAX_FAILED_ATTEMPTS):
+    for _ in range(MAX_FAILED_ATTEMPTS - 1):
         with pytest.raises(SignInFailed):
             services.sign_in_customer(PHONE, "wrong")
-    before_end = utcnow() + services.LOCKOUT
-    assert before_end - timedelta(minutes=1) < row(Customer, phone=PHONE).locked_until <= before_end
+    start = utcnow()
+    with pytest.raises(SignInFailed):
+        services.sign_in_customer(PHONE, "wrong")
+    end = utcnow()
+    assert start + services.LOCKOUT <= row(Customer, phone=PHONE).locked_until <= end + services.LOCKOUT
+
+
+def test_the_pin_lock_lasts_its_own_period(customer_id, row):
+    for _ in range(MAX_FAILED_ATTEMPTS - 1):
+        services.verify_payment_pin(customer_id, "000000")
+    start = utcnow()
+    services.verify_payment_pin(customer_id, "000000")
+    end = utcnow()
+    assert start + services.PIN_LOCKOUT <= row(Customer, phone=PHONE).pin_locked_until <= end + services.PIN_LOCKOUT
 
 
 def test_unknown_accounts_are_never_locked_or_stored(in_app, audit_log):
@@ -374,7 +391,7 @@ def test_a_customer_without_a_pin_never_passes(customer_id, change):
     assert not services.verify_payment_pin(customer_id, "").ok
 
 
-@pytest.mark.parametrize("unknown", ["0" * 32, "", "no-such-customer", "\x00"])
+@pytest.mark.parametrize("unknown", ["0" * 32, "", "no-such-customer", "\x00", "\ud800", None, 12345])
 def test_an_unknown_customer_raises_lookup_error(in_app, audit_log, unknown):
     with pytest.raises(LookupError):
         services.verify_payment_pin(unknown, PIN)

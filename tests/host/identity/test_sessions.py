@@ -79,9 +79,9 @@ def test_a_session_idle_for_more_than_30_minutes_is_not_accepted(client, site, s
     sign_in(client, PHONE, PASSWORD)
     with client.session_transaction() as session:
         data = dict(session)
-    client.set_cookie(COOKIE, _forged(site, data, age_seconds=29 * 60, monkeypatch=monkeypatch))
+    client.set_cookie(COOKIE, _forged(site, data, age_seconds=20 * 60, monkeypatch=monkeypatch))
     assert whoami(client)["customer"] == PHONE
-    client.set_cookie(COOKIE, _forged(site, data, age_seconds=31 * 60, monkeypatch=monkeypatch))
+    client.set_cookie(COOKIE, _forged(site, data, age_seconds=40 * 60, monkeypatch=monkeypatch))
     assert whoami(client)["customer"] is None
 
 
