@@ -24,6 +24,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if settings.get("SECRET_KEY"):
         require_secret(settings)  # refuse a short one now, not at the first request
         app.secret_key = settings["SECRET_KEY"]
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     database = db.init_app(app)
     problems.init_app(app)
     observability.init_app(app)

@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "DEVELOPMENT": False,
     # Redis for rate limits across processes; None: each process counts for itself.
     "REDIS_URL": None,
+    # Reverse proxies in front of the host whose X-Forwarded-For/-Proto to believe (0: none).
+    # Client addresses (rate limits, audit) come from the closest untrusted hop.
+    "TRUSTED_PROXIES": 0,
     # The session cookie: HTTPS only (browsers count 127.0.0.1 and localhost as secure), never
     # readable by scripts, not sent on cross-site subrequests, 30 minutes idle.
     "SESSION_COOKIE_NAME": "canopy_session",
@@ -81,7 +84,7 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
             value = int(raw)
         except ValueError:
             raise ConfigError(f"{PREFIX}{key} must be an integer, got {raw!r}") from None
-        if value < 1:  # sizes and limits: zero or less would break the host at its first request
+        if value < _least(key):  # sizes and limits: zero or less would break the host at its first request
             raise ConfigError(f"{PREFIX}{key} must be a positive integer, got {raw!r}")
         return value
     if isinstance(default, dict):
@@ -98,13 +101,21 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
     return raw
 
 
+#: Integer settings for which zero is meaningful; every other one must be at least 1.
+_ZERO_ALLOWED = frozenset({"TRUSTED_PROXIES"})
+
+
+def _least(key: str) -> int:
+    return 0 if key in _ZERO_ALLOWED else 1
+
+
 def _check_type(source: Path, key: str, value: Any) -> None:
     """Refuse an instance-file value of another type than its default (``LOAD_ENTRY_POINTS = "no"``)."""
     default = DEFAULTS.get(key)
     if default is None:
         return
     expected = bool if isinstance(default, bool) else type(default)
-    if expected is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int) or value < _least(key)):
         raise ConfigError(f"{source}: {key} must be a positive integer, got {value!r}")
     if expected is not int and not isinstance(value, expected):
         raise ConfigError(f"{source}: {key} must be a {expected.__name__}, got {value!r}")

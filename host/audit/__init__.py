@@ -9,6 +9,7 @@ refuses detail keys that name one.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import current_app, has_request_context, request
@@ -23,7 +24,11 @@ SUCCESS = "success"
 FAILURE = "failure"
 DENIED = "denied"
 
-_SECRET_WORDS = ("password", "pin", "token", "secret", "key", "card", "assertion", "code_verifier")
+#: Words that, standing as a word of a detail key (``new_pin``, ``apiKey``, ``access-token``),
+#: mark the value as a secret. Matched by whole words, so ``shipping`` and ``keyboard`` pass.
+_SECRET_WORDS = frozenset(
+    {"password", "passwd", "pin", "token", "secret", "key", "card", "pan", "cvv", "assertion", "verifier", "otp"}
+)
 
 
 class SecretInAudit(ValueError):
@@ -32,8 +37,8 @@ class SecretInAudit(ValueError):
 
 def _check_detail(detail: dict[str, Any]) -> dict[str, Any]:
     for key in detail:
-        lowered = str(key).lower()
-        if any(word in lowered for word in _SECRET_WORDS):
+        words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(key)).lower())
+        if _SECRET_WORDS.intersection(words):
             raise SecretInAudit(f"audit detail {key!r} looks like a secret; audit entries never hold secrets")
     return detail
 

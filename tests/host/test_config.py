@@ -182,3 +182,19 @@ def test_the_session_cookie_policy_reaches_the_response(demo_app):
     cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("canopy_session="))
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Expires=" in cookie  # a permanent session of PERMANENT_SESSION_LIFETIME
+
+
+def test_trusted_proxies_decide_the_client_address(app_factory):
+    direct = app_factory().test_client()
+    proxied = app_factory(TRUSTED_PROXIES=1).test_client()
+    headers = {"X-Forwarded-For": "203.0.113.9"}
+    for client in (direct, proxied):
+        client.application.add_url_rule("/whoami", "whoami", lambda: __import__("flask").request.remote_addr)
+    assert direct.get("/whoami", headers=headers).get_data(as_text=True) == "127.0.0.1"
+    assert proxied.get("/whoami", headers=headers).get_data(as_text=True) == "203.0.113.9"
+
+
+def test_zero_is_allowed_only_where_it_means_something(tmp_path):
+    assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ={"CANOPY_TRUSTED_PROXIES": "0"})["TRUSTED_PROXIES"] == 0
+    with pytest.raises(ConfigError, match="PLUGIN_POOL_SIZE"):
+        load_config({"INSTANCE_PATH": str(tmp_path)}, environ={"CANOPY_PLUGIN_POOL_SIZE": "0"})

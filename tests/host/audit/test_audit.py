@@ -241,3 +241,18 @@ def test_no_password_in_the_audit_log_of_the_sign_in_page(client, demo_app, capl
     for secret in (PASSWORD, "Zq-wrong-Password-9"):
         assert secret not in written
         assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("key", ["shipping", "keyboard", "keys", "pinned_at", "tokenizer_name"])
+def test_detail_keys_that_only_contain_a_secret_word_are_allowed(key):
+    from host.audit import _check_detail
+
+    assert _check_detail({key: 1}) == {key: 1}
+
+
+@pytest.mark.parametrize("key", ["pin", "new_pin", "apiKey", "access-token", "password_hash", "code_verifier", "cardNumber"])
+def test_detail_keys_naming_a_secret_word_are_refused(key):
+    from host.audit import SecretInAudit, _check_detail
+
+    with pytest.raises(SecretInAudit):
+        _check_detail({key: 1})
