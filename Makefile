@@ -41,7 +41,7 @@ run: install ## Set up the embedded SQLite instance, seed the demo and serve on 
 	@echo "    mini-program:  http://$(HOST):$(PORT)/mp/sh.deals/?branch=SH001"
 	@echo "    API:           http://$(HOST):$(PORT)/api/v1/plugins   docs: /api/v1/docs"
 	@echo "    health:        http://$(HOST):$(PORT)/healthz  /readyz"
-	@echo "    sign in:       http://$(HOST):$(PORT)/signin   staff: /staff/signin"
+	@echo "    sign in:       http://$(HOST):$(PORT)/signin   staff: /staff/signin   partners: /developer/signin"
 	@echo ""
 	@echo "  Demo sign-ins (development only):"
 	@$(VENV)/bin/canopy demo-sign-ins

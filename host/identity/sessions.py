@@ -18,10 +18,11 @@ from flask import Flask, g, redirect, request, session
 from .. import db
 from ..db import utcnow
 from ..problems import Problem
-from .models import Customer, Staff
+from .models import Customer, PartnerDeveloper, Staff
 
 CUSTOMER_KEY = "customer_id"
 STAFF_KEY = "staff_id"
+DEVELOPER_KEY = "developer_id"
 
 
 def configure(app: Flask) -> None:
@@ -58,25 +59,38 @@ def sign_in_staff(staff: Staff) -> None:
     _start(STAFF_KEY, staff.id)
 
 
+def sign_in_developer(developer: PartnerDeveloper) -> None:
+    """Start a partner developer session (after the password was checked)."""
+    _start(DEVELOPER_KEY, developer.id)
+
+
 def sign_out() -> None:
     """End the session."""
     session.clear()
 
 
+def _current(key: str, model):
+    """The person of ``model`` whose id the session holds under ``key`` (read once per request)."""
+    cache = f"current_{key}"
+    if cache not in g:
+        person_id = session.get(key)
+        setattr(g, cache, db.session().get(model, person_id) if isinstance(person_id, str) and "\x00" not in person_id else None)
+    return getattr(g, cache)
+
+
 def current_customer() -> Customer | None:
     """The signed-in customer of this browser session, or None."""
-    if "current_customer" not in g:
-        customer_id = session.get(CUSTOMER_KEY)
-        g.current_customer = db.session().get(Customer, customer_id) if isinstance(customer_id, str) else None
-    return g.current_customer
+    return _current(CUSTOMER_KEY, Customer)
 
 
 def current_staff() -> Staff | None:
     """The signed-in member of staff, or None."""
-    if "current_staff" not in g:
-        staff_id = session.get(STAFF_KEY)
-        g.current_staff = db.session().get(Staff, staff_id) if isinstance(staff_id, str) else None
-    return g.current_staff
+    return _current(STAFF_KEY, Staff)
+
+
+def current_developer() -> PartnerDeveloper | None:
+    """The signed-in partner developer, or None."""
+    return _current(DEVELOPER_KEY, PartnerDeveloper)
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
@@ -120,3 +134,15 @@ def staff_required(*roles: str) -> Callable[[Callable], Callable]:
         return wrapper
 
     return decorate
+
+
+def developer_required(view: Callable) -> Callable:
+    """Send visitors without a partner developer session to the developer sign-in page."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if current_developer() is None:
+            return _to_sign_in("/developer/signin")
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -1,8 +1,11 @@
-"""Sign-in pages: customers at ``/signin``, staff at ``/staff/signin``."""
+"""Sign-in pages: customers at ``/signin``, staff at ``/staff/signin``, partner developers at
+``/developer/signin``."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Callable
 
 from flask import Blueprint, current_app, redirect, render_template, request
 
@@ -36,46 +39,62 @@ def _form_text(name: str, limit: int = 200) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-@bp.route("/signin", methods=["GET", "POST"])
-def customer_sign_in():
-    """The customer's sign-in page."""
+@dataclass(frozen=True)
+class SignInPage:
+    """What differs between the sign-in pages of customers, staff and partner developers."""
+
+    kind: str  #: "customer", "staff" or "developer" (the template's wording)
+    field: str  #: the form field that names the account
+    max_length: int
+    check: Callable[[str, str], object]  #: the service that checks the password
+    start: Callable[[object], None]  #: starts the session
+    default_next: str
+
+
+PAGES = {
+    "customer": SignInPage("customer", "phone", 20, services.sign_in_customer, sessions.sign_in_customer, "/"),
+    "staff": SignInPage("staff", "username", 64, services.sign_in_staff, sessions.sign_in_staff, "/staff"),
+    "developer": SignInPage(
+        "developer", "email", 200, services.sign_in_developer, sessions.sign_in_developer, "/developer"
+    ),
+}
+
+
+def _sign_in(page: SignInPage):
     locale = request_locale()
-    target = sessions.safe_next(request.values.get("next"))
+    target = sessions.safe_next(request.values.get("next"), default=page.default_next)
     error = None
     status = 200
+    login = _form_text(page.field, page.max_length)
     if request.method == "POST":
         _limit()
         try:
-            customer = services.sign_in_customer(_form_text("phone", 20), _form_text("password"))
+            person = page.check(login, _form_text("password"))
         except services.SignInFailed as exc:
             error, status = exc, 423 if exc.locked else 401
         else:
-            sessions.sign_in_customer(customer)
+            page.start(person)
             return redirect(target, 303)
-    html = render_template("identity/signin.html", locale=locale, error=error, next=target,
-                           phone=_form_text("phone", 20), staff=False)
+    html = render_template("identity/signin.html", locale=locale, error=error, next=target, login=login, page=page)
     return html, status
+
+
+@bp.route("/signin", methods=["GET", "POST"])
+def customer_sign_in():
+    """The customer's sign-in page."""
+    return _sign_in(PAGES["customer"])
 
 
 @bp.route("/staff/signin", methods=["GET", "POST"])
 def staff_sign_in():
     """The staff sign-in page."""
-    locale = request_locale()
-    target = sessions.safe_next(request.values.get("next"), default="/staff")
-    error = None
-    status = 200
-    if request.method == "POST":
-        _limit()
-        try:
-            staff = services.sign_in_staff(_form_text("username", 64), _form_text("password"))
-        except services.SignInFailed as exc:
-            error, status = exc, 423 if exc.locked else 401
-        else:
-            sessions.sign_in_staff(staff)
-            return redirect(target, 303)
-    html = render_template("identity/signin.html", locale=locale, error=error, next=target,
-                           phone=_form_text("username", 64), staff=True)
-    return html, status
+    return _sign_in(PAGES["staff"])
+
+
+@bp.route("/developer/signin", methods=["GET", "POST"])
+def developer_sign_in():
+    """The partner developer's sign-in page."""
+    return _sign_in(PAGES["developer"])
 
 
 @bp.post("/signout")
@@ -91,3 +110,11 @@ def staff_home():
     """Who the signed-in member of staff is (the console comes with the storefront work)."""
     staff = sessions.current_staff()
     return render_template("identity/staff_home.html", staff=staff, locale=request_locale())
+
+
+@bp.get("/developer")
+@sessions.developer_required
+def developer_home():
+    """Who the signed-in partner developer is (their console comes with the storefront work)."""
+    developer = sessions.current_developer()
+    return render_template("identity/developer_home.html", developer=developer, locale=request_locale())

@@ -74,12 +74,12 @@ def form_token():
 
 @pytest.fixture
 def sign_in(form_token):
-    """``sign_in(client, login, password, staff=False, next=None)``: post the sign-in form as a
-    browser does (token from the rendered form); return the response."""
+    """``sign_in(client, login, password, staff=False, developer=False, next=None)``: post the
+    sign-in form as a browser does (token from the rendered form); return the response."""
 
-    def post(client, login, password, *, staff: bool = False, next: str | None = None, **options):
-        path = "/staff/signin" if staff else "/signin"
-        data = {"csrf_token": form_token(client, path), "username" if staff else "phone": login, "password": password}
+    def post(client, login, password, *, staff: bool = False, developer: bool = False, next: str | None = None, **options):
+        path, field = ("/staff/signin", "username") if staff else ("/developer/signin", "email") if developer else ("/signin", "phone")
+        data = {"csrf_token": form_token(client, path), field: login, "password": password}
         if next is not None:
             data["next"] = next
         return client.post(path, data=data, **options)

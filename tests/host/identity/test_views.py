@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from host.demo import CUSTOMERS, DEMO_PASSWORD, STAFF
+from host.demo import CUSTOMERS, DEMO_PASSWORD, PARTNERS, STAFF
 from host.identity.csrf import FIELD
 from host.identity.models import Customer
 from host.identity.services import MAX_FAILED_ATTEMPTS
@@ -185,6 +185,33 @@ def test_staff_next_is_followed(client, sign_in):
     assert "Sign out" in text(client.get("/staff?lang=en"))
 
 
+# --- partner developers ---------------------------------------------------------------------
+
+
+def test_the_demo_developer_signs_in_and_sees_their_organisation(client, sign_in):
+    org_id, _, _, email, name = PARTNERS[0]
+    response = sign_in(client, email, DEMO_PASSWORD, developer=True)
+    assert (response.status_code, response.headers["Location"]) == (303, "/developer")
+    html = text(client.get("/developer"))
+    assert name in html and f'data-org="{org_id}"' in html
+
+
+def test_the_developer_page_in_english_names_the_email_field(client):
+    html = text(client.get("/developer/signin?lang=en"))
+    assert "Partner developer sign-in" in html and 'name="email"' in html and 'type="email"' in html
+
+
+def test_a_wrong_developer_password_answers_401(client, sign_in):
+    assert sign_in(client, PARTNERS[0][3], "wrong", developer=True).status_code == 401
+
+
+def test_the_developer_page_needs_a_developer_session(client, sign_in):
+    response = client.get("/developer")
+    assert (response.status_code, response.headers["Location"]) == (303, "/developer/signin?next=%2Fdeveloper")
+    sign_in(client, "hq.admin", DEMO_PASSWORD, staff=True)
+    assert client.get("/developer").status_code == 303  # a staff session is not a developer's
+
+
 # --- hostile input ------------------------------------------------------------------------
 
 HOSTILE = {
@@ -210,7 +237,7 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("path", ["/signin", "/staff/signin"])
+@pytest.mark.parametrize("path", ["/signin", "/staff/signin", "/developer/signin"])
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_fields_answer_4xx_never_500(client, form_token, path, name):
     fields = dict(HOSTILE[name])
