@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.postgres)
 
 
+def unavailable(message: str):
+    """Skip a test whose service is missing, saying why; under ``CI=true`` fail instead:
+    CI has every service, so a missing one is a broken run, never a quiet skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI=true: these tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(name="unavailable")
+def unavailable_fixture():
+    """``unavailable(message)``: skip (or, under CI=true, fail) for a missing service."""
+    return unavailable
+
+
 def _postgres_or_skip() -> str:
     from host.db import engine_for
 
@@ -52,10 +67,7 @@ def _postgres_or_skip() -> str:
             connection.execute(text("SELECT 1"))
         engine.dispose()
     except Exception as exc:
-        message = f"PostgreSQL is not reachable at {make_url(url).render_as_string(hide_password=True)}: {exc.__class__.__name__}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: PostgreSQL tests must run)", pytrace=False)
-        pytest.skip(message)
+        unavailable(f"PostgreSQL is not reachable at {make_url(url).render_as_string(hide_password=True)}: {exc.__class__.__name__}")
     return url
 
 
@@ -123,6 +135,43 @@ def _truncate(url: str) -> None:
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+TEST_REDIS_URL = os.environ.get("CANOPY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (database 15 unless ``CANOPY_TEST_REDIS_URL`` says otherwise)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        unavailable(f"Redis is not reachable at {TEST_REDIS_URL}: {exc.__class__.__name__}")
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path):
+    """An empty database (no tables) on the test backend, dropped afterwards."""
+    from host.db import engine_for
+
+    if backend() != "postgresql":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    base = _postgres_or_skip()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"canopy_fresh_{os.getpid()}_{worker}_{uuid.uuid4().hex[:8]}".replace("-", "_")
+    admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture

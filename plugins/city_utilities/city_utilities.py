@@ -176,7 +176,6 @@ class CityUtilities:
             return []
         specific = {utility for utility in matched if utility}
         wanted = specific or set(UTILITIES)  # "water bill" asks about water, "bills" about all
-        lang = language(ctx)
         bills = self._statement(ctx)["bills"] if ctx.customer is not None else []
         hits = []
         for code in (code for code in UTILITIES if code in wanted):

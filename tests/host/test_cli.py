@@ -6,15 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, inspect, select
 
-from host.db import engine_for, get_database, utcnow
+from host.db import get_database, utcnow
 from host.demo import BRANCHES
 from host.runtime.models import PluginRecord, PluginVersion, StorageEntry
 from host.storefront.models import Branch, Installation
@@ -41,23 +39,6 @@ def write_plugin(folder: Path, toml: str, code: str = "") -> Path:
     (folder / "plugin.toml").write_text(toml, encoding="utf-8")
     (folder / "impl.py").write_text(code, encoding="utf-8")
     return folder
-
-
-@pytest.fixture
-def fresh_database_url(tmp_path):
-    """An empty database (no tables) on the test backend, dropped afterwards."""
-    if os.environ.get("CANOPY_TEST_BACKEND", "sqlite") != "postgresql":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    base = os.environ.get("CANOPY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    name = f"canopy_fresh_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}".replace("-", "_")
-    admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
 from host.db import engine_for
 from host.migrations import alembic_config, downgrade, models_metadata, upgrade
@@ -19,24 +16,11 @@ pytestmark = pytest.mark.db
 
 
 @pytest.fixture
-def fresh_engine(tmp_path):
-    """An engine on an empty database (no tables) of the test backend, dropped afterwards."""
-    if os.environ.get("CANOPY_TEST_BACKEND", "sqlite") != "postgresql":
-        engine = engine_for(f"sqlite:///{tmp_path / 'fresh.db'}")
-        yield engine
-        engine.dispose()
-        return
-    base = os.environ.get("CANOPY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    name = f"canopy_fresh_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}".replace("-", "_")
-    admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = engine_for(make_url(base).set(database=name).render_as_string(hide_password=False))
+def fresh_engine(fresh_database_url):
+    """An engine on an empty database (no tables) of the test backend."""
+    engine = engine_for(fresh_database_url)
     yield engine
     engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def model_tables() -> set[str]:

@@ -7,7 +7,6 @@ from typing import Callable
 
 import pytest
 
-from canopy_sdk import Page
 from canopy_sdk.testing import PluginHarness
 
 PLUGIN_FOLDER = Path(__file__).parents[1]

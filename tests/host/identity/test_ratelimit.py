@@ -102,23 +102,6 @@ def test_the_memory_limiter_is_used_without_redis():
 
 
 @pytest.fixture
-def redis_url():
-    """The test Redis, or a skip saying why (a failure under CI=true)."""
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        client.ping()
-        client.close()
-    except redis.RedisError as exc:
-        message = f"Redis is not reachable at {REDIS_URL}: {exc.__class__.__name__}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (CI=true: Redis tests must run)", pytrace=False)
-        pytest.skip(message)
-    return REDIS_URL
-
-
-@pytest.fixture
 def redis_keys(redis_url):
     """A key prefix of this test's own; its counters are removed afterwards."""
     import redis
