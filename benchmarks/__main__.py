@@ -16,6 +16,7 @@ BENCHMARKS = {
     "dispatch": "benchmarks.dispatch",
     "http": "benchmarks.http_serving",
     "loading": "benchmarks.loading",
+    "oauth": "benchmarks.oauth",
 }
 
 

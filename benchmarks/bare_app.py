@@ -2,16 +2,22 @@
 
 ``/healthz`` answers like Canopy's; ``/tiles`` renders a small Jinja page of two
 zones with four tiles from a Python list (the shape and size of Canopy's demo storefront
-``/s/SH001``, without the database, the plugin calls or the host's template helpers).
+``/s/SH001``, without the database, the plugin calls or the host's template helpers);
+``/profile`` returns a small JSON profile shaped like Canopy's ``GET /api/v1/me`` and
+``POST /token`` reads a form and returns a token-shaped JSON answer like ``/oauth/token``'s
+— both without checking anything.
 
     gunicorn -c host/gunicorn_conf.py benchmarks.bare_app:app
 """
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template
+import secrets
+
+from flask import Flask, jsonify, render_template, request
 
 app = Flask(__name__)
+app.json.ensure_ascii = False  # as Canopy answers
 
 ZONES = [
     {
@@ -41,3 +47,21 @@ def healthz():
 @app.get("/tiles")
 def tiles():
     return render_template("bare_tiles.html", branch_name="上海分行", zones=ZONES)
+
+
+PROFILE = {"sub": "3HX8QKZP1M4R7T2V9W5Y6B0CDE", "nickname": "林小姐", "avatar": None, "locale": "zh-CN", "phone": "13800000001"}
+
+
+@app.get("/profile")
+def profile():
+    response = jsonify(PROFILE)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@app.post("/token")
+def token():
+    scope = request.form.get("scope", "")
+    response = jsonify(token_type="DPoP", access_token=secrets.token_urlsafe(32), expires_in=300, scope=scope)
+    response.headers["Cache-Control"] = "no-store"
+    return response

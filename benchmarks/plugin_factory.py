@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Sequence
 
 MANIFEST = """\
 id = "{plugin_id}"
@@ -16,7 +17,7 @@ name = {{ zh = "基准插件 {n}", en = "Benchmark plugin {n}" }}
 version = "1.0.0"
 publisher = {{ kind = "bank", id = "HQ" }}
 entry = "{module}:plugin"
-scopes = []
+scopes = [{scopes}]
 pages = [{{ path = "/", title = {{ zh = "首页", en = "Home" }} }}]
 zone = {{ slots = ["tile"] }}
 keywords = ["benchmark"]
@@ -50,11 +51,13 @@ def plugin_id(prefix: str, n: int) -> str:
     return f"bench.{prefix}.p{n:04d}"
 
 
-def generate(root: Path, count: int, prefix: str) -> list[str]:
+def generate(root: Path, count: int, prefix: str, scopes: Sequence[str] = ()) -> list[str]:
     """Write ``count`` plugin folders under ``root``; return their ids.
 
-    ``prefix`` keeps the ids (and so the modules' package names) of different sets apart.
+    ``prefix`` keeps the ids (and so the modules' package names) of different sets apart;
+    ``scopes`` are what each manifest requests.
     """
+    scope_list = ", ".join(f'"{scope}"' for scope in scopes)
     root.mkdir(parents=True, exist_ok=True)
     ids = []
     for n in range(count):
@@ -62,7 +65,7 @@ def generate(root: Path, count: int, prefix: str) -> list[str]:
         module = f"bench_{prefix}_p{n:04d}"
         folder = root / f"{prefix}_p{n:04d}"
         (folder / "templates").mkdir(parents=True)
-        (folder / "plugin.toml").write_text(MANIFEST.format(plugin_id=pid, n=n, module=module), encoding="utf-8")
+        (folder / "plugin.toml").write_text(MANIFEST.format(plugin_id=pid, n=n, module=module, scopes=scope_list), encoding="utf-8")
         (folder / f"{module}.py").write_text(MODULE.format(plugin_id=pid, n=n), encoding="utf-8")
         (folder / "templates" / "index.html").write_text(TEMPLATE.format(n=n), encoding="utf-8")
         ids.append(pid)

@@ -4,7 +4,7 @@ and its JWKS."""
 from __future__ import annotations
 
 from authlib.oauth2.base import OAuth2Error
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify
 
 from ..identity.csrf import exempt
 from ..runtime import get_runtime

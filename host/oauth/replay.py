@@ -1,28 +1,66 @@
 """Replay caches: remember each one-time value (a DPoP proof's or client assertion's
 ``jti``) until it could no longer be accepted anyway.
 
-:class:`DatabaseReplayCache` keeps them in the ``oauth_replay`` table whose primary key
-makes the check-and-remember one atomic statement, so it holds across gunicorn workers
-and machines. :class:`MemoryReplayCache` is for unit tests and single-process tools.
+Each check-and-remember is one atomic operation on storage every gunicorn worker and
+machine shares, so a value is accepted once across all of them:
+
+* :class:`RedisReplayCache` (when ``CANOPY_REDIS_URL`` is set): ``SET key 1 NX EX ttl``.
+  Nothing is written to the database, so a resource request (``GET /api/v1/me``) writes
+  nothing there; a value is spent the moment it is recorded, whatever the request's
+  transaction does afterwards, and Redis forgets it when it could no longer be accepted.
+* :class:`DatabaseReplayCache` (the embedded default): the ``oauth_replay`` table, whose
+  primary key makes the check-and-remember one ``INSERT … ON CONFLICT DO NOTHING`` in the
+  request's own transaction.
+* :class:`MemoryReplayCache`: for unit tests and single-process tools.
+
+:func:`request_replay_cache` chooses between the first two for a request.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
+
+from ..problems import Problem
+from . import clock as oauth_clock
+
+log = logging.getLogger("canopy.oauth")
+
+#: Where the app keeps its shared (Redis) replay cache.
+EXTENSION = "canopy.oauth.replay"
+#: The prefix of every Redis key of the replay cache.
+REDIS_PREFIX = "canopy:replay:"
 
 
 class ReplayCache(Protocol):
     """Remembers one-time values."""
 
+    #: Keys recorded in the caller's database transaction, which a rollback would lose
+    #: (always empty for caches outside the database).
+    recorded: Sequence[tuple[str, int]]
+
     def first_use(self, key: str, expires_at: int) -> bool:
         """Record ``key`` until ``expires_at`` (epoch seconds); return False if it was already recorded."""
+
+    def restore(self) -> None:
+        """Record again every key of :attr:`recorded` (after the caller's transaction rolled back)."""
+
+
+class ReplayCacheUnavailable(Problem):
+    """The shared replay cache cannot be reached: no one-time value can be accepted, so the
+    request is refused (503, ``Retry-After``) rather than let a replay through."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "Service unavailable",
+                         "One-time proofs cannot be checked for a moment; try again shortly with a fresh one.")
 
 
 def _digest(key: str) -> str:
@@ -32,6 +70,8 @@ def _digest(key: str) -> str:
 
 class MemoryReplayCache:
     """A replay cache in this process's memory."""
+
+    recorded: Sequence[tuple[str, int]] = ()
 
     def __init__(self, clock=time.time) -> None:
         self._seen: dict[str, float] = {}
@@ -48,8 +88,56 @@ class MemoryReplayCache:
             self._seen[key] = expires_at
             return True
 
+    def restore(self) -> None:
+        """Nothing to do: no transaction can undo what this cache recorded."""
+
     def __len__(self) -> int:
         return len(self._seen)
+
+
+class RedisReplayCache:
+    """A replay cache in Redis, shared by every worker and machine: one ``SET key 1 NX EX
+    ttl`` per value, atomic on the Redis server. Safe to share between threads (redis-py's
+    connection pool) and across gunicorn's fork (the pool reconnects in a new process).
+
+    Keys are ``canopy:replay:<purpose>:<SHA-256 of the namespaced value>``; the purpose is
+    the host's own namespace (``dpop``, ``assertion``), so DPoP proofs and client
+    assertions never share a key. When Redis cannot be reached it raises
+    :class:`ReplayCacheUnavailable`: it never accepts a value it could not record.
+    """
+
+    recorded: Sequence[tuple[str, int]] = ()
+
+    def __init__(self, client: Any, *, prefix: str = REDIS_PREFIX, clock: Callable[[], float] | None = None) -> None:
+        import redis
+
+        self.client = client
+        self.prefix = prefix
+        self._clock = clock or (lambda: oauth_clock.now().timestamp())
+        self._errors = redis.RedisError
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "RedisReplayCache":
+        """A cache on the Redis server at ``url`` (short timeouts: a request fails fast, with 503)."""
+        import redis
+
+        return cls(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1), **kwargs)
+
+    def key_for(self, key: str) -> str:
+        """The Redis key under which ``key`` is recorded."""
+        purpose, _, _ = key.partition(":")
+        return f"{self.prefix}{purpose}:{_digest(key)}"
+
+    def first_use(self, key: str, expires_at: int) -> bool:
+        ttl = max(1, math.ceil(expires_at - self._clock()))
+        try:
+            return bool(self.client.set(self.key_for(key), b"1", nx=True, ex=ttl))
+        except self._errors as exc:
+            log.error("replay cache unreachable (%s): one-time values are refused", exc.__class__.__name__)
+            raise ReplayCacheUnavailable() from exc
+
+    def restore(self) -> None:
+        """Nothing to do: a value is spent in Redis at once, whatever the request's transaction does."""
 
 
 class DatabaseReplayCache:
@@ -86,6 +174,25 @@ class DatabaseReplayCache:
         """Record again, in the session's current transaction, every key this cache recorded."""
         for digest, expires_at in self.recorded:
             self._insert(digest, expires_at)
+
+
+def shared_replay_cache(app) -> RedisReplayCache | None:
+    """The app's Redis replay cache when ``REDIS_URL`` is set (made once per app), else None."""
+    url = app.config.get("REDIS_URL")
+    if not url:
+        return None
+    cache = app.extensions.get(EXTENSION)
+    if cache is None:
+        # Creating a client opens no connection; two threads racing here keep the first one.
+        cache = app.extensions.setdefault(EXTENSION, RedisReplayCache.from_url(url))
+    return cache
+
+
+def request_replay_cache(app, session: Callable[[], Session]) -> ReplayCache:
+    """The replay cache for one request: the app's Redis cache when configured, else a
+    :class:`DatabaseReplayCache` in the request's session (``session()``)."""
+    shared = shared_replay_cache(app)
+    return shared if shared is not None else DatabaseReplayCache(session())
 
 
 def insert_ignore(session: Session, model, **values):

@@ -30,7 +30,7 @@ from . import clock, pkce, tokens
 from .client_assertion import read_client_id, verify_client_assertion
 from .clients import ClientScopes, active_client, client_scopes
 from .consent import effective_scopes
-from .errors import InvalidClient, InvalidGrant, InvalidRequest, InvalidScope
+from .errors import InvalidClient, InvalidGrant, InvalidScope
 from .models import AuthorizationCode, OAuthClient, OAuthToken, TokenKind
 from .web import audit_later, issuer, public_url, replay_cache
 

@@ -13,7 +13,7 @@ from .. import audit, db
 from ..config import require_secret
 from . import clock
 from .dpop import DPoPNonces, DPoPProof, verify_proof
-from .replay import DatabaseReplayCache
+from .replay import ReplayCache, request_replay_cache
 
 
 def issuer() -> str:
@@ -30,10 +30,11 @@ def public_url(path: str | None = None) -> str:
     return issuer() + (request.path if path is None else path)
 
 
-def replay_cache() -> DatabaseReplayCache:
-    """The replay cache of this request (in its transaction)."""
+def replay_cache() -> ReplayCache:
+    """The replay cache of this request: Redis when ``REDIS_URL`` is set, else the
+    ``oauth_replay`` table in this request's transaction."""
     if "oauth_replay" not in g:
-        g.oauth_replay = DatabaseReplayCache(db.session())
+        g.oauth_replay = request_replay_cache(current_app, db.session)
     return g.oauth_replay
 
 
