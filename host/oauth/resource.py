@@ -108,11 +108,15 @@ def error_response(error: OAuthError, required: tuple[str, ...] = ()) -> Respons
 
 def require_token(*scopes: str, any_scope: bool = False) -> Callable[[Callable], Callable]:
     """Guard a view: a valid DPoP-bound access token with every one of ``scopes`` (or,
-    with ``any_scope``, at least one). The view finds the grant in ``g.oauth_grant``."""
+    with ``any_scope``, at least one). The view finds the grant in ``g.oauth_grant``.
+
+    A guarded GET must not write to the database: with Redis holding the DPoP replay
+    cache, its transaction is a plain read (on SQLite it then runs beside a writer).
+    """
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
-        @transactional
+        @transactional(may_read_only=True)  # its GETs only read (and their jti goes to Redis)
         def wrapper(*args, **kwargs):
             try:
                 g.oauth_grant = authenticate(scopes, any_scope=any_scope)

@@ -13,7 +13,7 @@ from .. import audit, db
 from ..config import require_secret
 from . import clock
 from .dpop import DPoPNonces, DPoPProof, verify_proof
-from .replay import ReplayCache, request_replay_cache
+from .replay import ReplayCache, request_replay_cache, shared_replay_cache
 
 
 def issuer() -> str:
@@ -78,15 +78,34 @@ def begin_write() -> None:
     session.connection(execution_options={"sqlite_immediate": True})
 
 
-def transactional(view: Callable) -> Callable:
+def begin_read() -> None:
+    """Start this request's transaction as a plain read (on SQLite it runs beside a writer)."""
+    session = db.session()
+    if session.in_transaction():
+        session.commit()
+
+
+def reads_only() -> bool:
+    """Whether this request writes nothing to the database: a GET or HEAD whose one-time
+    values (DPoP ``jti``) go to Redis rather than the replay table."""
+    return request.method in ("GET", "HEAD") and shared_replay_cache(current_app) is not None
+
+
+def transactional(view: Callable | None = None, *, may_read_only: bool = False):
     """Run ``view`` in one write transaction, committed when it returns a response (OAuth
     error answers included: a replayed code's revocation must stay). When it raises, the
-    work is rolled back but the one-time values it saw stay spent."""
+    work is rolled back but the one-time values it saw stay spent.
+
+    ``may_read_only``: for views that never write themselves (the resource server's
+    GETs) — when the request :func:`reads_only`, its transaction is a plain read.
+    """
+    if view is None:
+        return lambda inner: transactional(inner, may_read_only=may_read_only)
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         session = db.session()
-        begin_write()
+        begin_read() if may_read_only and reads_only() else begin_write()
         try:
             response = view(*args, **kwargs)
         except Exception:

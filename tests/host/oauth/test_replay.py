@@ -241,3 +241,40 @@ def test_an_unreachable_redis_answers_503_at_the_api(oauth_app, wallet, walk, ap
     response = down.test_client().get("/api/v1/me", headers={"Authorization": f"DPoP {access}", "DPoP": proof})
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert response.mimetype == "application/problem+json"
+
+
+def _write_transactions_during(app, call) -> list[bool]:
+    """Run ``call`` and return, for each transaction it began, whether it was a write one."""
+    from sqlalchemy import event
+
+    from host.db import get_database
+
+    seen: list[bool] = []
+
+    def on_begin(connection):
+        seen.append(bool(connection.get_execution_options().get("sqlite_immediate")))
+
+    engine = get_database(app).engine
+    event.listen(engine, "begin", on_begin)
+    try:
+        call()
+    finally:
+        event.remove(engine, "begin", on_begin)
+    return seen
+
+
+def test_with_redis_a_resource_get_needs_no_write_transaction(redis_app, partner_key, helpers, oauth_app):
+    wallet = helpers.Partner(redis_app, "test.wallet", partner_key)
+    wallet.register()
+    access = _customer_tokens(redis_app, wallet, helpers)["access_token"]
+
+    def me(app):
+        proof = partner_key.proof("GET", f"{ISSUER}/api/v1/me", access_token=access)
+        response = app.test_client().get("/api/v1/me", headers={"Authorization": f"DPoP {access}", "DPoP": proof})
+        assert response.status_code == 200, response.get_json()
+
+    with_redis = _write_transactions_during(redis_app, lambda: me(redis_app))
+    without_redis = _write_transactions_during(oauth_app, lambda: me(oauth_app))
+
+    assert with_redis and not any(with_redis)  # read transactions only: SQLite runs them beside a writer
+    assert any(without_redis)  # the replay table is written in the request's transaction
