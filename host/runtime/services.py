@@ -23,7 +23,7 @@ from ..oauth.scopes import ScopeCatalog
 from .context import PluginContext
 from .grants import ConsentSource, NoConsentsYet, grant_for
 from .invoke import HookInvoker, Outcome
-from .loader import LoadedPlugin, discover_folders, import_folder_code, load_entry_points, load_folder
+from .loader import SANDBOX_ONLY, LoadedPlugin, discover_folders, import_folder_code, load_entry_points, load_folder
 from .manager import CanopyPluginManager
 from .storage import PluginStorage
 
@@ -102,7 +102,9 @@ class PluginRuntime:
         if loaded.plugin is None and loaded.problem is None:
             loaded.problem = "its entry names None instead of a plugin object"
         if not loaded.ok:
-            log.error("plugin %s not started: %s", loaded.id or loaded.source, loaded.problem)
+            # A partner plugin waiting for the sandbox is expected, not an error to page anyone about.
+            level = logging.INFO if loaded.problem == SANDBOX_ONLY else logging.ERROR
+            log.log(level, "plugin %s not started: %s", loaded.id or loaded.source, loaded.problem)
             self.refused.append(loaded)
 
     def _register(self, loaded: LoadedPlugin) -> None:
