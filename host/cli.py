@@ -190,7 +190,7 @@ def plugins_show(plugin_id: str) -> None:
         "approved_scopes": approved,
         "versions": [{"version": v, "state": s, "reason": r, "checksum": c} for v, s, r, c in versions],
         "calls": {
-            f"{hook}:{status}": n for (pid, hook, status), n in runtime.invoker.counts.items() if pid == plugin_id
+            f"{hook}:{status}": n for (pid, hook, status), n in runtime.invoker.snapshot().items() if pid == plugin_id
         },
     }
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,30 +72,39 @@ def _postgres_or_skip() -> str:
     return url
 
 
+@contextmanager
+def _new_database(prefix: str):
+    """Create an empty PostgreSQL database of this test process; yield its URL; drop it.
+
+    The name carries the process id and xdist worker, so runs side by side (two checkouts,
+    two terminals) never share one."""
+    from host.db import engine_for
+
+    base = _postgres_or_skip()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"{prefix}_{os.getpid()}_{worker}_{uuid.uuid4().hex[:8]}".replace("-", "_")
+    admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """A freshly created, migrated PostgreSQL database for this test worker."""
     from host.db import engine_for
     from host.migrations import upgrade
 
-    base = _postgres_or_skip()
-    # One database per test process: runs side by side (two checkouts, two terminals) never share one.
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"canopy_test_{os.getpid()}_{worker}".replace("-", "_")
-    admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    engine = engine_for(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _new_database("canopy_test") as url:
+        engine = engine_for(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -157,21 +167,11 @@ def redis_url() -> str:
 @pytest.fixture
 def fresh_database_url(tmp_path):
     """An empty database (no tables) on the test backend, dropped afterwards."""
-    from host.db import engine_for
-
     if backend() != "postgresql":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    base = _postgres_or_skip()
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"canopy_fresh_{os.getpid()}_{worker}_{uuid.uuid4().hex[:8]}".replace("-", "_")
-    admin = engine_for(base).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _new_database("canopy_fresh") as url:
+        yield url
 
 
 @pytest.fixture

@@ -8,14 +8,15 @@ effect at once. Signing in starts a fresh session (no fixation).
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import wraps
 from typing import Callable
 from urllib.parse import urlencode
 
 from flask import Flask, g, redirect, request, session
+from flask.sessions import NullSession, SecureCookieSessionInterface
 
 from .. import db
+from ..config import require_secret
 from ..db import utcnow
 from ..problems import Problem
 from .models import Customer, PartnerDeveloper, Staff
@@ -25,21 +26,24 @@ STAFF_KEY = "staff_id"
 DEVELOPER_KEY = "developer_id"
 
 
+class _NoSecretSession(NullSession):
+    """The session of an app without ``SECRET_KEY``: empty to read; writing to it says what
+    is missing (a 503 "Not configured" answer) instead of a bare RuntimeError (a 500)."""
+
+    def _fail(self, *args, **kwargs):
+        require_secret({})  # raises ConfigError naming CANOPY_SECRET_KEY
+
+    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail  # type: ignore[assignment]
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    null_session_class = _NoSecretSession
+
+
 def configure(app: Flask) -> None:
-    """Set the session cookie's policy (each overridable by configuration)."""
-    _default(app, "SESSION_COOKIE_NAME", "canopy_session")
-    app.config.setdefault("SESSION_COOKIE_SECURE", True)  # a typed setting: host.config's default is True
-    _default(app, "SESSION_COOKIE_HTTPONLY", True)
-    _default(app, "SESSION_COOKIE_SAMESITE", "Lax")
-    _default(app, "PERMANENT_SESSION_LIFETIME", timedelta(minutes=30))
-    _default(app, "SESSION_REFRESH_EACH_REQUEST", True)
-
-
-def _default(app: Flask, key: str, value) -> None:
-    # Flask's config starts with every SESSION_* key present, so ``setdefault`` would never
-    # apply ours: a value still equal to Flask's own default counts as not configured.
-    if app.config.get(key) == Flask.default_config.get(key):
-        app.config[key] = value
+    """Install the session interface. The cookie's policy (name ``canopy_session``, Secure,
+    HttpOnly, SameSite=Lax, 30 minutes) is configuration: see ``host.config.DEFAULTS``."""
+    app.session_interface = _SessionInterface()
 
 
 def _start(key: str, person_id: str) -> None:
@@ -106,17 +110,23 @@ def _to_sign_in(path: str):
     return redirect(f"{path}?{urlencode({'next': request.full_path.rstrip('?')})}", 303)
 
 
-def login_customer_required(view: Callable) -> Callable:
-    """Send visitors without a customer session to the sign-in page (303), then back."""
+def _session_required(current: Callable[[], object], sign_in_path: str) -> Callable[[Callable], Callable]:
+    """A view decorator: without ``current()`` the visitor goes to ``sign_in_path`` (303), then back."""
 
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if current_customer() is None:
-            return _to_sign_in("/signin")
-        return view(*args, **kwargs)
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if current() is None:
+                return _to_sign_in(sign_in_path)
+            return view(*args, **kwargs)
 
-    return wrapper
+        return wrapper
 
+    return decorate
+
+
+#: Send visitors without a customer session to the sign-in page (303), then back.
+login_customer_required = _session_required(current_customer, "/signin")
 
 def staff_required(*roles: str) -> Callable[[Callable], Callable]:
     """Require a staff session, with one of ``roles`` when given (403 otherwise)."""
@@ -136,13 +146,5 @@ def staff_required(*roles: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def developer_required(view: Callable) -> Callable:
-    """Send visitors without a partner developer session to the developer sign-in page."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if current_developer() is None:
-            return _to_sign_in("/developer/signin")
-        return view(*args, **kwargs)
-
-    return wrapper
+#: Send visitors without a partner developer session to the developer sign-in page.
+developer_required = _session_required(current_developer, "/developer/signin")

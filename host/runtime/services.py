@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from canopy_sdk import results
 from canopy_sdk.hookspecs import HOOK_NAMES
-from canopy_sdk.types import BranchInfo, Event, Page, SearchHit, Tile
+from canopy_sdk.types import BranchInfo, Event
 from pluggy import PluginValidationError
 
 from ..config import require_secret
@@ -214,4 +214,4 @@ class PluginRuntime:
         return self.invoker.call(ctx.plugin_id, hook, self.impl(ctx.plugin_id, hook), kwargs, lambda _: None)
 
 
-__all__ = ["DEFAULT_PLUGINS", "Outcome", "Page", "PluginRuntime", "SearchHit", "Tile"]
+__all__ = ["DEFAULT_PLUGINS", "Outcome", "PluginRuntime"]

@@ -321,3 +321,12 @@ def test_signing_out_staff_too(client, sign_in, form_token):
     sign_in(client, "hq.admin", DEMO_PASSWORD, staff=True)
     client.post("/signout", data={"csrf_token": form_token(client, "/staff")})
     assert whoami(client) == {"customer": None, "staff": None}
+
+
+def test_without_a_secret_key_pages_that_need_a_session_say_what_is_missing(app_factory):
+    client = app_factory(SECRET_KEY=None).test_client()
+    assert client.get("/healthz").status_code == 200  # liveness does not need a session
+    response = client.get("/signin", headers={"Accept": "application/json"})
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert "CANOPY_SECRET_KEY" in response.get_json()["detail"]
