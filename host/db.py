@@ -151,3 +151,8 @@ def session() -> Session:
     if "db_session" not in g:
         g.db_session = get_database().sessions()
     return g.db_session
+
+
+def session_if_made() -> Session | None:
+    """The current request's session if :func:`session` made one, else None."""
+    return g.get("db_session")

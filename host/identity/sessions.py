@@ -39,6 +39,12 @@ class _NoSecretSession(NullSession):
 class _SessionInterface(SecureCookieSessionInterface):
     null_session_class = _NoSecretSession
 
+    def open_session(self, app: Flask, request):
+        # Most API calls carry no cookie: give them an empty session without building a signer.
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
 
 def configure(app: Flask) -> None:
     """Install the session interface. The cookie's policy (name ``canopy_session``, Secure,

@@ -9,7 +9,6 @@ from flask import Blueprint, current_app, jsonify, request
 
 from .. import db
 from ..config import require_secret
-from ..identity.models import Customer
 from ..identity.pairwise import pairwise_subject
 from ..problems import Problem, validation_problem
 from ..runtime.context import PROFILE_FIELDS
@@ -27,13 +26,10 @@ def me():
     grant = current_grant()
     if grant.customer_id is None:
         raise Problem(403, "No customer", "This token was issued without a customer (client credentials).")
-    customer = db.session().get(Customer, grant.customer_id)
-    if customer is None:
+    if grant.profile is None:
         raise Problem(404, "No such customer", "The customer of this token no longer exists.")
-    body = {"sub": pairwise_subject(require_secret(current_app.config), grant.client_id, customer.id)}
-    for scope, fields in PROFILE_FIELDS.items():
-        if scope in grant.scopes:
-            body.update({field: getattr(customer, field) for field in fields})
+    body = {"sub": pairwise_subject(require_secret(current_app.config), grant.client_id, grant.customer_id),
+            **grant.profile}
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -19,6 +19,7 @@ from ..db import Database
 from . import clock, tokens
 from .clients import CLIENT_MANAGE
 from .models import ConsentGrant
+from .token_cache import forget
 
 RENEWED = "renewed"
 WITHDRAWN = "withdrawn"
@@ -45,6 +46,7 @@ def record_consent(
     )
     for grant in current:
         grant.revoked_at, grant.revoked_reason = now, RENEWED
+    forget(session, customer_id=customer_id, client_id=plugin_id)
     session.flush()  # the live-grant unique index must see the old lines closed first
     added = [
         ConsentGrant(customer_id=customer_id, plugin_id=plugin_id, scope=scope, branch_code=branch_code,
@@ -58,8 +60,14 @@ def record_consent(
 
 def live_scopes(session: Session, customer_id: str, plugin_id: str) -> frozenset[str]:
     """The scopes the customer has consented to for the plugin, unexpired and unrevoked."""
-    query = select(ConsentGrant.scope).where(ConsentGrant.customer_id == customer_id, ConsentGrant.plugin_id == plugin_id)
-    return frozenset(session.scalars(_live(query, clock.now())))
+    return frozenset(live_consent(session, customer_id, plugin_id))
+
+
+def live_consent(session: Session, customer_id: str, plugin_id: str) -> dict[str, datetime]:
+    """Each scope the customer has consented to for the plugin (unexpired, unrevoked) and until when."""
+    query = select(ConsentGrant.scope, ConsentGrant.expires_at).where(
+        ConsentGrant.customer_id == customer_id, ConsentGrant.plugin_id == plugin_id)
+    return {scope: until for scope, until in session.execute(_live(query, clock.now()))}
 
 
 def live_grants(session: Session, customer_id: str) -> list[ConsentGrant]:
@@ -84,6 +92,8 @@ def withdraw(session: Session, customer_id: str, plugin_id: str, scope: str | No
     session.flush()
     if scope is None or not live_scopes(session, customer_id, plugin_id):
         tokens.revoke_for(session, customer_id, plugin_id)
+    else:
+        forget(session, customer_id=customer_id, client_id=plugin_id)
     return sorted(withdrawn)
 
 
@@ -93,6 +103,8 @@ class EffectiveScopes:
 
     scopes: frozenset[str]
     withdrawn: frozenset[str]
+    #: When the earliest consent these scopes rely on expires (None: they rely on none).
+    until: datetime | None = None
 
 
 def effective_scopes(session: Session, catalog, token_scopes: Iterable[str], customer_id: str | None,
@@ -103,9 +115,10 @@ def effective_scopes(session: Session, catalog, token_scopes: Iterable[str], cus
     needing = frozenset(s for s in scopes if s != CLIENT_MANAGE and (s not in catalog or catalog.needs_consent(s)))
     if not needing:
         return EffectiveScopes(scopes, frozenset())
-    live = live_scopes(session, customer_id, plugin_id) if customer_id else frozenset()
-    gone = needing - live
-    return EffectiveScopes(scopes - gone, gone)
+    live = live_consent(session, customer_id, plugin_id) if customer_id else {}
+    gone = needing - live.keys()
+    until = min((live[s] for s in needing & live.keys()), default=None)
+    return EffectiveScopes(scopes - gone, gone, until)
 
 
 class LedgerConsentSource:

@@ -1,7 +1,10 @@
 """DPoP proof verification (RFC 9449 §4.3) and server nonces (§8).
 
 :func:`verify_proof` checks one ``DPoP`` header for one HTTP request and returns the
-proof's key thumbprint (``jkt``), to which tokens are bound (``cnf.jkt``).
+proof's key thumbprint (``jkt``), to which tokens are bound (``cnf.jkt``). It is
+:func:`check_proof` (everything but the one-time use) followed by :func:`spend`; the
+resource server calls the two apart so that spending the ``jti`` and reading the token
+cache share one Redis round trip.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,10 +41,39 @@ class DPoPProof:
     htm: str
     htu: str
 
+    @property
+    def replay_key(self) -> str:
+        """The key under which this proof's one-time use is recorded."""
+        return f"dpop:{self.jkt}:{self.jti}"
+
+    @property
+    def replay_until(self) -> int:
+        """Until when (epoch seconds) the proof could be accepted, so must stay recorded."""
+        return self.iat + MAX_AGE + LEEWAY + 1
+
 
 def thumbprint(key) -> str:
     """The RFC 7638 SHA-256 thumbprint of a joserfc key."""
     return key.thumbprint()
+
+
+@lru_cache(maxsize=1024)
+def _imported(members: tuple[tuple[str, str], ...]):
+    key = jose.public_key(dict(members))
+    return key, thumbprint(key)
+
+
+def proof_key(jwk: object):
+    """The proof's ``jwk`` header as a joserfc public key and its thumbprint.
+
+    A client signs every proof with the same key, so imported keys are kept (at most 1,024,
+    keyed by the JWK's members): importing and hashing one costs more than the signature
+    check itself. Raises :class:`~host.oauth.jose.JoseProblem` for an unacceptable key.
+    """
+    if isinstance(jwk, dict) and len(jwk) <= 16 and all(isinstance(v, str) for v in jwk.values()):
+        return _imported(tuple(sorted(jwk.items())))
+    key = jose.public_key(jwk)  # refuses it, or imports an odd but acceptable key without caching it
+    return key, thumbprint(key)
 
 
 def access_token_hash(access_token: str) -> str:
@@ -49,6 +82,7 @@ def access_token_hash(access_token: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+@lru_cache(maxsize=1024)
 def normalize_htu(url: str) -> str:
     """``url`` without query and fragment, scheme and host in lower case, default port dropped
     (RFC 9449 §4.3 point 9, with RFC 3986 §6.2.2–6.2.3 normalisation)."""
@@ -97,13 +131,35 @@ def verify_proof(
     access_token: str | None = None,
     nonces: DPoPNonces | None = None,
 ) -> DPoPProof:
-    """Verify the ``DPoP`` header values of one request (RFC 9449 §4.3).
+    """Verify the ``DPoP`` header values of one request (RFC 9449 §4.3) and spend its ``jti``.
 
     ``headers`` are all values of the request's ``DPoP`` header (exactly one is allowed);
     ``url`` is the request's public URL; ``access_token`` is given on resource requests
     and makes ``ath`` required; ``nonces`` makes a current server nonce required.
     Raises :class:`InvalidDPoPProof` (or :class:`UseDPoPNonce`) naming what is wrong.
     """
+    proof = check_proof(headers, method=method, url=url, now=now, access_token=access_token, nonces=nonces)
+    spend(proof, replay.first_use(proof.replay_key, proof.replay_until))
+    return proof
+
+
+def spend(proof: DPoPProof, first_use: bool) -> None:
+    """Refuse ``proof`` unless recording its ``jti`` found it unused (``first_use``)."""
+    if not first_use:
+        raise InvalidDPoPProof("this DPoP proof was used before; make a fresh one (new jti) for each request")
+
+
+def check_proof(
+    headers: Sequence[str],
+    *,
+    method: str,
+    url: str,
+    now: int,
+    access_token: str | None = None,
+    nonces: DPoPNonces | None = None,
+) -> DPoPProof:
+    """Every check of :func:`verify_proof` except the one-time use of the ``jti``: the
+    caller records it (:attr:`DPoPProof.replay_key`) and calls :func:`spend`."""
     if not headers:
         raise InvalidDPoPProof("a DPoP proof is required: send it in the DPoP header")
     if len(headers) != 1:
@@ -116,7 +172,7 @@ def verify_proof(
     if header.get("typ") != TYP:
         raise InvalidDPoPProof("the DPoP proof's typ must be dpop+jwt")
     try:
-        key = jose.public_key(header.get("jwk"))
+        key, jkt = proof_key(header.get("jwk"))
     except jose.JoseProblem as exc:
         raise InvalidDPoPProof(f"the DPoP proof's jwk header is not acceptable: {exc}") from None
     alg = header["alg"]
@@ -152,7 +208,4 @@ def verify_proof(
             raise UseDPoPNonce(nonces.current(now), "a fresh server nonce is required in the DPoP proof"
                                if nonce is None else "the DPoP nonce is stale; use the one in DPoP-Nonce")
 
-    jkt = thumbprint(key)
-    if not replay.first_use(f"dpop:{jkt}:{jti}", int(iat) + MAX_AGE + LEEWAY + 1):
-        raise InvalidDPoPProof("this DPoP proof was used before; make a fresh one (new jti) for each request")
     return DPoPProof(jkt=jkt, jti=jti, iat=int(iat), htm=htm, htu=htu)

@@ -1,18 +1,25 @@
-"""JOSE helpers shared by DPoP proofs and client assertions (joserfc underneath).
+"""JOSE helpers shared by DPoP proofs and client assertions.
 
 Only asymmetric algorithms of the FAPI 2.0 profile are accepted: PS256, ES256 and EdDSA
 (Ed25519). ``none`` and every HMAC algorithm are refused before any key is looked at.
+Keys are read with joserfc; signatures are checked with ``cryptography`` directly on the
+compact JWS's signing input (RFC 7515 §5.2), as RFC 7518 §3.4–3.5 and RFC 8037 §3.1 define
+them: this runs on every API request, and it is a third of the cost of a full re-parse.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
+import re
 from typing import Any
 
-from joserfc import jws
-from joserfc.errors import JoseError, UnsupportedAlgorithmError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, OKPKey, RSAKey
-from joserfc.jws import JWSRegistry
 from joserfc.util import json_b64decode
 
 #: Signing algorithms accepted from clients.
@@ -28,19 +35,7 @@ class JoseProblem(ValueError):
     """A JWT that cannot be accepted; the message says why."""
 
 
-class _Registry(JWSRegistry):
-    """joserfc's registry limited to :data:`ALGORITHMS`, with room for an RSA ``jwk`` header."""
-
-    max_header_length = 2048
-
-    def get_alg(self, name: str):
-        if name not in ALGORITHMS or name not in self.algorithms:
-            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
-        # EdDSA carries a deprecation warning since RFC 9864; Ed25519 keys are what we check for.
-        return self.algorithms[name]
-
-
-REGISTRY = _Registry(algorithms=list(ALGORITHMS))
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def split(token: object) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -99,13 +94,36 @@ def fits(key: Key, alg: str) -> bool:
     return False
 
 
+def _signature(segment: str) -> bytes | None:
+    """The bytes of a base64url segment without padding, or None if it is not one."""
+    if len(segment) % 4 == 1 or not _BASE64URL.fullmatch(segment):
+        return None
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
 def verify(token: str, key: Key, alg: str) -> bool:
-    """Whether ``token``'s signature verifies with ``key`` under ``alg``."""
+    """Whether the compact JWS ``token``'s signature verifies with ``key`` under ``alg``
+    (``token`` as :func:`split` accepted it)."""
     if not fits(key, alg):
         return False
+    signing_input, _, encoded = token.rpartition(".")
+    signature = _signature(encoded)
+    if signature is None:
+        return False
+    data = signing_input.encode("ascii")
+    public = key.raw_value
     try:
-        jws.deserialize_compact(token, key, algorithms=[alg], registry=REGISTRY)
-    except (JoseError, ValueError, TypeError):
+        if alg == "ES256":
+            if len(signature) != 64:
+                return False
+            r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            public.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+        elif alg == "PS256":
+            public.verify(signature, data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                          hashes.SHA256())
+        else:  # EdDSA with an Ed25519 key (fits() said so)
+            public.verify(signature, data)
+    except (InvalidSignature, ValueError, UnicodeError):
         return False
     return True
 

@@ -114,7 +114,7 @@ class RedisReplayCache:
         self.client = client
         self.prefix = prefix
         self._clock = clock or (lambda: oauth_clock.now().timestamp())
-        self._errors = redis.RedisError
+        self.errors = redis.RedisError  #: what the client raises when Redis cannot be reached
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "RedisReplayCache":
@@ -132,7 +132,7 @@ class RedisReplayCache:
         ttl = max(1, math.ceil(expires_at - self._clock()))
         try:
             return bool(self.client.set(self.key_for(key), b"1", nx=True, ex=ttl))
-        except self._errors as exc:
+        except self.errors as exc:
             log.error("replay cache unreachable (%s): one-time values are refused", exc.__class__.__name__)
             raise ReplayCacheUnavailable() from exc
 

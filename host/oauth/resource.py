@@ -10,32 +10,21 @@ form body are refused. Errors are RFC 6750 (``WWW-Authenticate: DPoP …``), wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import wraps
 from typing import Callable
 
-from flask import Response, g, json, request
+from flask import Response, current_app, g, json, request
 
 from .. import db
 from ..problems import PROBLEM_JSON
 from ..runtime import get_runtime
-from . import tokens
-from .clients import active_client
-from .consent import effective_scopes
+from . import clock, tokens
+from .access import MAX_TOKEN_LENGTH, AccessGrant, load_grant
+from .dpop import spend
 from .errors import InsufficientScope, InvalidDPoPProof, InvalidRequest, InvalidToken, OAuthError
 from .jose import ALGORITHMS
-from .models import OAuthToken, TokenKind
+from .token_cache import shared_token_cache
 from .web import audit_later, check_dpop, transactional
-
-
-@dataclass(frozen=True)
-class AccessGrant:
-    """Who is calling, for whom, with which scopes (as they stand now)."""
-
-    token: OAuthToken
-    client_id: str
-    customer_id: str | None
-    scopes: frozenset[str]
 
 
 class MissingToken(OAuthError):
@@ -59,33 +48,56 @@ def _token_from_header() -> str:
         raise InvalidToken("the access token is DPoP-bound: use the DPoP scheme, not Bearer")
     if scheme.lower() != "dpop" or not value.strip():
         raise InvalidToken("use Authorization: DPoP <access token>")
-    return value.strip()
+    value = value.strip()
+    if len(value) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("the access token is unknown, expired or revoked")
+    return value
+
+
+def _proof(access_token: str, *, spend_now: bool):
+    try:
+        return check_dpop(access_token=access_token, spend=spend_now)
+    except InvalidDPoPProof as exc:
+        raise InvalidDPoPProof(exc.description, status_code=401) from None
+
+
+def _current_grant(access_token: str) -> tuple[AccessGrant, str]:
+    """The token's grant and the proof's key thumbprint; the proof's ``jti`` is spent.
+
+    With the token cache, spending the ``jti`` and reading the grant are one Redis round
+    trip and the database is read only on a miss; without it, the database every time.
+    """
+    digest = tokens.digest(access_token)
+    catalog = get_runtime().catalog
+    cache = shared_token_cache(current_app)
+    if cache is None:
+        proof = _proof(access_token, spend_now=True)
+        return load_grant(db.session(), catalog, digest), proof.jkt
+    proof = _proof(access_token, spend_now=False)
+    first_use, cached, buried = cache.spend_and_read(digest, proof.replay_key, proof.replay_until)
+    try:
+        spend(proof, first_use)
+    except InvalidDPoPProof as exc:
+        raise InvalidDPoPProof(exc.description, status_code=401) from None
+    grant = AccessGrant.read(cached) if cached is not None else None
+    if grant is None or grant.valid_until <= clock.epoch():
+        grant = load_grant(db.session(), catalog, digest)
+        if not buried:
+            cache.store(digest, grant.to_dict(), grant.valid_until)
+    return grant, proof.jkt
 
 
 def authenticate(required: tuple[str, ...], *, any_scope: bool = False) -> AccessGrant:
     """Check the current request's token and proof; return the grant it carries."""
-    value = _token_from_header()
-    session = db.session()
-    token = tokens.find(session, value, TokenKind.ACCESS)
-    if not tokens.is_active(token):
-        raise InvalidToken("the access token is unknown, expired or revoked")
-    try:
-        proof = check_dpop(access_token=value)
-    except InvalidDPoPProof as exc:
-        raise InvalidDPoPProof(exc.description, status_code=401) from None
-    if token.jkt != proof.jkt:
+    grant, jkt = _current_grant(_token_from_header())
+    if grant.jkt != jkt:
         raise InvalidToken("the access token is not bound to the key of this DPoP proof")
-    if active_client(session, token.client_id) is None:
-        raise InvalidToken("the client of this access token is disabled")
-    live = effective_scopes(session, get_runtime().catalog, token.scopes, token.customer_id, token.client_id)
-    if token.customer_id and token.scopes and not live.scopes:
-        raise InvalidToken("the customer has withdrawn consent for this access token")
-    missing = [scope for scope in required if scope not in live.scopes]
+    missing = [scope for scope in required if scope not in grant.scopes]
     if required and (len(missing) == len(required) if any_scope else missing):
-        withdrawn = [scope for scope in missing if scope in live.withdrawn]
+        withdrawn = [scope for scope in missing if scope in grant.withdrawn]
         reason = "the customer has withdrawn consent to" if withdrawn else "the access token lacks"
         raise InsufficientScope(f"{reason} {' or '.join(missing) if any_scope else ', '.join(missing)}")
-    return AccessGrant(token, token.client_id, token.customer_id, live.scopes)
+    return grant
 
 
 def error_response(error: OAuthError, required: tuple[str, ...] = ()) -> Response:

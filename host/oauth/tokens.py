@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from . import clock
 from .models import OAuthToken, TokenKind
+from .token_cache import forget
 
 
 def digest(value: str) -> str:
@@ -67,12 +68,15 @@ def revoke(session: Session, token: OAuthToken) -> None:
     """Revoke one token; revoking a refresh token revokes its grant's access tokens too (RFC 7009 §2.1)."""
     now = clock.now()
     token.revoked_at = token.revoked_at or now
+    if token.kind == TokenKind.ACCESS:
+        forget(session, digest=token.digest)
     if token.kind == TokenKind.REFRESH and token.code_id is not None:
         revoke_from_code(session, token.code_id)
 
 
 def revoke_from_code(session: Session, code_id: int) -> int:
     """Revoke every token issued from one authorization code's grant; return how many."""
+    forget(session, code_id=code_id)
     result = session.execute(
         update(OAuthToken)
         .where(OAuthToken.code_id == code_id, OAuthToken.revoked_at.is_(None))
@@ -83,6 +87,7 @@ def revoke_from_code(session: Session, code_id: int) -> int:
 
 def revoke_for(session: Session, customer_id: str, client_id: str) -> int:
     """Revoke every token a client holds for a customer (consent withdrawn); return how many."""
+    forget(session, customer_id=customer_id, client_id=client_id)
     result = session.execute(
         update(OAuthToken)
         .where(OAuthToken.customer_id == customer_id, OAuthToken.client_id == client_id,

@@ -12,7 +12,7 @@ from flask import current_app, g, request
 from .. import audit, db
 from ..config import require_secret
 from . import clock
-from .dpop import DPoPNonces, DPoPProof, verify_proof
+from .dpop import DPoPNonces, DPoPProof, check_proof, verify_proof
 from .replay import ReplayCache, request_replay_cache, shared_replay_cache
 
 
@@ -45,17 +45,18 @@ def dpop_nonces() -> DPoPNonces | None:
     return DPoPNonces(require_secret(current_app.config))
 
 
-def check_dpop(*, access_token: str | None = None, nonces: bool = False) -> DPoPProof:
-    """Verify this request's DPoP proof (RFC 9449) for its method and public URL."""
-    return verify_proof(
-        request.headers.getlist("DPoP"),
-        method=request.method,
-        url=public_url(),
-        replay=replay_cache(),
-        now=clock.epoch(),
-        access_token=access_token,
-        nonces=dpop_nonces() if nonces else None,
-    )
+def check_dpop(*, access_token: str | None = None, nonces: bool = False, spend: bool = True) -> DPoPProof:
+    """Verify this request's DPoP proof (RFC 9449) for its method and public URL.
+
+    With ``spend`` False its ``jti`` is not recorded: the caller records it
+    (:attr:`~host.oauth.dpop.DPoPProof.replay_key`) and calls :func:`~host.oauth.dpop.spend`.
+    """
+    headers = request.headers.getlist("DPoP")
+    checks = dict(method=request.method, url=public_url(), now=clock.epoch(), access_token=access_token,
+                  nonces=dpop_nonces() if nonces else None)
+    if not spend:
+        return check_proof(headers, **checks)
+    return verify_proof(headers, replay=replay_cache(), **checks)
 
 
 def audit_later(action: str, *, outcome: str, **fields: Any) -> None:
@@ -79,9 +80,15 @@ def begin_write() -> None:
 
 
 def begin_read() -> None:
-    """Start this request's transaction as a plain read (on SQLite it runs beside a writer)."""
-    session = db.session()
-    if session.in_transaction():
+    """Start this request's transaction as a plain read (on SQLite it runs beside a writer).
+
+    No session is made here: a request answered from the token cache never needs one."""
+    _commit_if_begun()
+
+
+def _commit_if_begun() -> None:
+    session = db.session_if_made()
+    if session is not None and session.in_transaction():
         session.commit()
 
 
@@ -104,20 +111,19 @@ def transactional(view: Callable | None = None, *, may_read_only: bool = False):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        session = db.session()
         begin_read() if may_read_only and reads_only() else begin_write()
         try:
             response = view(*args, **kwargs)
         except Exception:
-            session.rollback()
+            db.session().rollback()
             cache = g.get("oauth_replay")
             if cache is not None and cache.recorded:
                 begin_write()
                 cache.restore()
-                session.commit()
+                db.session().commit()
             _flush_audit()
             raise
-        session.commit()
+        _commit_if_begun()
         _flush_audit()
         return response
 

@@ -306,6 +306,21 @@ def walk(wallet, browser):
 
 
 @pytest.fixture
+def token_cache_on(redis_url):
+    """``token_cache_on(app)`` sets the app's REDIS_URL to the test Redis, which turns the
+    token cache (and the Redis replay cache) on. Sign-in attempts stay counted in memory, per
+    app: the shared Redis counters would carry one test's sign-ins into the next."""
+    from host.identity.ratelimit import MemoryRateLimiter
+
+    def turn_on(app):
+        app.config["REDIS_URL"] = redis_url
+        app.extensions["canopy.ratelimit"] = MemoryRateLimiter()
+        return app
+
+    return turn_on
+
+
+@pytest.fixture
 def helpers():
     """Classes and functions of this conftest for the tests."""
 

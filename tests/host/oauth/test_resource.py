@@ -1,10 +1,22 @@
-"""The resource server and the consent ledger: tokens, proofs, scopes, live consent."""
+"""The resource server and the consent ledger: tokens, proofs, scopes, live consent.
+
+Every test runs twice: reading each token from the database (no Redis), and with the token
+cache in Redis (``REDIS_URL``), where the answers must be the same.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 ISSUER = "http://localhost"
+
+
+@pytest.fixture(autouse=True, params=["database", "token cache"])
+def token_store(request, oauth_app):
+    """Where the resource server finds tokens: the database, or the Redis token cache."""
+    if request.param == "token cache":
+        request.getfixturevalue("token_cache_on")(oauth_app)
+    return request.param
 
 
 @pytest.fixture
