@@ -83,7 +83,7 @@ def run() -> dict:
             for label, bare_path, host_path in ENDPOINTS:
                 pairs = [(bare, bare_path), (host, host_path)]
                 for server, path in pairs if round_ % 2 == 0 else reversed(pairs):
-                    results.setdefault((server.name, label), []).append(drive(server.port, gets(path, REQUESTS), CONCURRENCY))
+                    results.setdefault((server.name, label), []).append(drive(server, gets(path, REQUESTS), CONCURRENCY))
 
         rows, summary, figures = [], [], {}
         for label, bare_path, host_path in ENDPOINTS:

@@ -46,7 +46,7 @@ ME_REQUESTS = 1500  # measured GET /api/v1/me per server and round
 TOKEN_REQUESTS = 600  # measured token requests per server and round
 ME_WARMUP = 200
 TOKEN_WARMUP = 50
-ROUNDS = 3
+ROUNDS = 5
 
 SCOPES = ["profile.basic:read", "profile.phone:read", "payments:read"]
 CLIENT_SCOPE = "payments:read"  # needs no customer's consent: allowed for client credentials
@@ -146,12 +146,13 @@ def _replay_rows(url: str) -> int:
 
 
 def _forget_redis_keys() -> None:
-    """Delete what the servers left in the benchmark's Redis database (replay entries, sign-in counters)."""
+    """Delete what the servers left in the benchmark's Redis database (replay entries, sign-in
+    counters, the token cache)."""
     import redis
 
     client = redis.Redis.from_url(REDIS, socket_timeout=2, socket_connect_timeout=2)
     try:
-        for pattern in ("canopy:replay:*", "canopy:rl:*"):
+        for pattern in ("canopy:replay:*", "canopy:rl:*", "canopy:token:*"):
             keys = list(client.scan_iter(match=pattern, count=1000))
             for start in range(0, len(keys), 1000):
                 client.delete(*keys[start:start + 1000])
@@ -258,7 +259,7 @@ def _measure(targets: list[Target], partner: Partner) -> tuple[dict[tuple[str, s
                 signing.count[kind] += count
                 counted = kind == "me" and target.database_url is not None
                 before = _replay_rows(target.database_url) if counted else 0
-                results.setdefault((target.name, kind), []).append(drive(target.server.port, calls))
+                results.setdefault((target.name, kind), []).append(drive(target.server, calls))
                 if counted:
                     target.replay_rows.append(_replay_rows(target.database_url) - before)
     return results, signing

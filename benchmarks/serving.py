@@ -102,6 +102,22 @@ class Server:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the arbiter and its workers (Linux ``/proc``;
+        0.0 where there is none). Workers that exited are not counted."""
+        if self.proc is None:
+            return 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for entry in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = entry.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # the process ended meanwhile
+            if int(fields[2]) == self.proc.pid:  # in the arbiter's process group
+                total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        return total / tick
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -185,6 +201,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     wall: float = 0.0
     client_cpu: float = 0.0
+    server_cpu: float = 0.0
     timed_out: bool = False
     first_error: str = ""
 
@@ -193,9 +210,11 @@ class Phase:
         return self.requests / self.wall if self.wall else 0.0
 
 
-def drive(port: int, calls: Sequence[Call], concurrency: int = CONCURRENCY) -> Phase:
-    """Send every one of ``calls`` from ``concurrency`` threads with persistent connections
-    (thread ``i`` sends calls ``i``, ``i + concurrency``, …); stops after :data:`PHASE_TIME_LIMIT`."""
+def drive(server: Server, calls: Sequence[Call], concurrency: int = CONCURRENCY) -> Phase:
+    """Send every one of ``calls`` to ``server`` from ``concurrency`` threads with persistent
+    connections (thread ``i`` sends calls ``i``, ``i + concurrency``, …); stops after
+    :data:`PHASE_TIME_LIMIT`. Also counts the CPU time the server's processes spent meanwhile."""
+    port = server.port
     phase = Phase()
     lock = threading.Lock()
     start = threading.Barrier(concurrency + 1)
@@ -249,6 +268,7 @@ def drive(port: int, calls: Sequence[Call], concurrency: int = CONCURRENCY) -> P
     for thread in threads:
         thread.start()
     cpu0 = time.process_time()
+    server_cpu0 = server.cpu_seconds()
     t0 = time.perf_counter()
     deadline[0] = t0 + PHASE_TIME_LIMIT
     try:
@@ -259,6 +279,7 @@ def drive(port: int, calls: Sequence[Call], concurrency: int = CONCURRENCY) -> P
         thread.join(PHASE_TIME_LIMIT + 60)
     phase.wall = time.perf_counter() - t0
     phase.client_cpu = time.process_time() - cpu0
+    phase.server_cpu = server.cpu_seconds() - server_cpu0
     phase.requests = len(phase.latencies)
     return phase
 
@@ -282,6 +303,7 @@ class Summary:
 
     rps: float  # median of the rounds' req/s
     latency: common.Stats
+    cpu_per_request: float  # the server's CPU seconds per request, over all rounds
     row: list[str]  # the row of :func:`results_table`
 
 
@@ -290,39 +312,44 @@ def summarise(label: str, phases: Sequence[Phase]) -> Summary:
     latency = common.Stats.of([x for p in phases for x in p.latencies])
     rps = common.Stats.of([p.rps for p in phases]).median
     cpu = sum(p.client_cpu for p in phases) / sum(p.wall for p in phases)
+    requests = sum(p.requests for p in phases)
+    server_cpu = sum(p.server_cpu for p in phases) / requests if requests else 0.0
     row = [
-        label, f"{sum(p.requests for p in phases):,}", str(sum(p.errors for p in phases)),
+        label, f"{requests:,}", str(sum(p.errors for p in phases)),
         str(sum(p.degraded for p in phases)), " / ".join(f"{p.rps:,.0f}" for p in phases), f"{rps:,.0f}",
-        common.ms(latency.median), common.ms(latency.p95), f"{cpu:.0%}",
+        common.ms(latency.median), common.ms(latency.p95), common.ms(server_cpu), f"{cpu:.0%}",
     ]
     if any(p.timed_out for p in phases):
         common.note(f"warning: {label} hit the {PHASE_TIME_LIMIT:.0f} s phase limit")
     errors = [p.first_error for p in phases if p.first_error]
     if errors:
         common.note(f"warning: {label} had errors; the first: {errors[0]}")
-    return Summary(rps, latency, row)
+    return Summary(rps, latency, server_cpu, row)
 
 
 def results_table(rows: Sequence[Sequence[str]]) -> str:
     """The per-server table of :func:`summarise` rows."""
     return common.table(
         ["server and path", "requests", "errors", "degraded", "req/s per round", "req/s (median)",
-         "p50 ms", "p95 ms", "client CPU"], rows, align="lrrrrrrrr",
+         "p50 ms", "p95 ms", "server CPU ms/req", "client CPU"], rows, align="lrrrrrrrrr",
     )
 
 
 def comparison(label: str, value: Summary, baseline: Summary) -> list[str]:
     """A row of the comparison table: throughput and latency of ``value`` against ``baseline``."""
     return [label, common.ratio(value.rps, baseline.rps), common.ratio(value.latency.median, baseline.latency.median),
-            common.ratio(value.latency.p95, baseline.latency.p95)]
+            common.ratio(value.latency.p95, baseline.latency.p95),
+            common.ratio(baseline.cpu_per_request, value.cpu_per_request) if value.cpu_per_request else "-"]
 
 
 def comparison_table(rows: Sequence[Sequence[str]]) -> str:
-    return common.table(["comparison", "throughput", "p50 latency", "p95 latency"], rows)
+    return common.table(["comparison", "throughput", "p50 latency", "p95 latency", "CPU efficiency"], rows)
 
 
 LEGEND = (
     "req/s = requests ÷ wall time of one round; latency = one request's round trip as the client saw it, "
-    "over all rounds; client CPU = the load generator's CPU time ÷ wall time (100% = one core; it shares "
-    "the machine's cores with the servers)."
+    "over all rounds; server CPU ms/req = the CPU time of the server's processes (arbiter and workers, user + "
+    "system) during the rounds ÷ requests; client CPU = the load generator's CPU time ÷ wall time (100% = one "
+    "core; it shares the machine's cores with the servers); CPU efficiency = the baseline's server CPU per "
+    "request ÷ this one's (1.00× = as cheap per request as the baseline)."
 )

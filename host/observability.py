@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
+import secrets
 from datetime import datetime, timezone
 
 from flask import Flask, g, has_request_context, request
@@ -78,7 +78,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _assign_request_id() -> None:
         offered = request.headers.get(HEADER, "")
-        g.request_id = offered if _SANE.match(offered) else uuid.uuid4().hex
+        g.request_id = offered if _SANE.match(offered) else secrets.token_hex(16)
 
     @app.after_request
     def _echo_request_id(response):

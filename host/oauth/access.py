@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..identity.models import Customer
+from ..identity.pairwise import pairwise_subject
 from ..runtime.context import PROFILE_FIELDS
 from . import tokens
 from .clients import active_client
@@ -39,26 +40,29 @@ class AccessGrant:
     jkt: str | None  #: the DPoP key the token is bound to
     valid_until: int  #: epoch seconds: the token's expiry, or an earlier consent expiry
     profile: dict[str, Any] | None = None  #: the customer's fields that :attr:`scopes` show
+    subject: str | None = None  #: the customer's pairwise id as this client sees it
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (for the token cache)."""
         return {"client_id": self.client_id, "customer_id": self.customer_id, "scopes": sorted(self.scopes),
                 "withdrawn": sorted(self.withdrawn), "jkt": self.jkt, "valid_until": self.valid_until,
-                "profile": self.profile}
+                "profile": self.profile, "subject": self.subject}
 
     @classmethod
     def read(cls, data: Any) -> "AccessGrant | None":
         """The grant :meth:`to_dict` described, or None when ``data`` is not such a description."""
         try:
             grant = cls(data["client_id"], data["customer_id"], frozenset(data["scopes"]),
-                        frozenset(data["withdrawn"]), data["jkt"], int(data["valid_until"]), data["profile"])
+                        frozenset(data["withdrawn"]), data["jkt"], int(data["valid_until"]), data["profile"],
+                        data["subject"])
         except (KeyError, TypeError, ValueError):
             return None
         return grant if isinstance(grant.client_id, str) and isinstance(grant.profile, (dict, type(None))) else None
 
 
-def load_grant(session: Session, catalog, digest: str) -> AccessGrant:
-    """The grant of the access token stored as ``digest``, read from the database.
+def load_grant(session: Session, catalog, digest: str, secret: bytes) -> AccessGrant:
+    """The grant of the access token stored as ``digest``, read from the database
+    (``secret``: the host's, for the customer's pairwise subject).
 
     Raises :class:`InvalidToken` when the token is unknown, expired or revoked, its client
     is disabled, or every scope it had needed consent that is no longer given.
@@ -80,4 +84,6 @@ def load_grant(session: Session, catalog, digest: str) -> AccessGrant:
         if customer is not None:
             profile = {field: getattr(customer, field)
                        for scope, fields in PROFILE_FIELDS.items() if scope in live.scopes for field in fields}
-    return AccessGrant(token.client_id, token.customer_id, live.scopes, live.withdrawn, token.jkt, valid_until, profile)
+    subject = pairwise_subject(secret, token.client_id, token.customer_id) if token.customer_id else None
+    return AccessGrant(token.client_id, token.customer_id, live.scopes, live.withdrawn, token.jkt, valid_until, profile,
+                       subject)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from .. import db
-from ..config import require_secret
-from ..identity.pairwise import pairwise_subject
 from ..problems import Problem, validation_problem
 from ..runtime.context import PROFILE_FIELDS
 from .clients import CLIENT_MANAGE, ClientRegistrationError, active_client, update_client
@@ -28,8 +26,7 @@ def me():
         raise Problem(403, "No customer", "This token was issued without a customer (client credentials).")
     if grant.profile is None:
         raise Problem(404, "No such customer", "The customer of this token no longer exists.")
-    body = {"sub": pairwise_subject(require_secret(current_app.config), grant.client_id, grant.customer_id),
-            **grant.profile}
+    body = {"sub": grant.subject, **grant.profile}
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response

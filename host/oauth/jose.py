@@ -36,6 +36,8 @@ class JoseProblem(ValueError):
 
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_ES256 = ec.ECDSA(hashes.SHA256())
+_PS256 = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 
 def split(token: object) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -117,10 +119,9 @@ def verify(token: str, key: Key, alg: str) -> bool:
             if len(signature) != 64:
                 return False
             r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            public.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+            public.verify(encode_dss_signature(r, s), data, _ES256)
         elif alg == "PS256":
-            public.verify(signature, data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
-                          hashes.SHA256())
+            public.verify(signature, data, _PS256, hashes.SHA256())
         else:  # EdDSA with an Ed25519 key (fits() said so)
             public.verify(signature, data)
     except (InvalidSignature, ValueError, UnicodeError):

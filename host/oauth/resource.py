@@ -16,6 +16,7 @@ from typing import Callable
 from flask import Response, current_app, g, json, request
 
 from .. import db
+from ..config import require_secret
 from ..problems import PROBLEM_JSON
 from ..runtime import get_runtime
 from . import clock, tokens
@@ -68,11 +69,14 @@ def _current_grant(access_token: str) -> tuple[AccessGrant, str]:
     trip and the database is read only on a miss; without it, the database every time.
     """
     digest = tokens.digest(access_token)
-    catalog = get_runtime().catalog
+
+    def load() -> AccessGrant:
+        return load_grant(db.session(), get_runtime().catalog, digest, require_secret(current_app.config))
+
     cache = shared_token_cache(current_app)
     if cache is None:
         proof = _proof(access_token, spend_now=True)
-        return load_grant(db.session(), catalog, digest), proof.jkt
+        return load(), proof.jkt
     proof = _proof(access_token, spend_now=False)
     first_use, cached, buried = cache.spend_and_read(digest, proof.replay_key, proof.replay_until)
     try:
@@ -81,7 +85,7 @@ def _current_grant(access_token: str) -> tuple[AccessGrant, str]:
         raise InvalidDPoPProof(exc.description, status_code=401) from None
     grant = AccessGrant.read(cached) if cached is not None else None
     if grant is None or grant.valid_until <= clock.epoch():
-        grant = load_grant(db.session(), catalog, digest)
+        grant = load()
         if not buried:
             cache.store(digest, grant.to_dict(), grant.valid_until)
     return grant, proof.jkt

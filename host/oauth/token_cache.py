@@ -90,7 +90,7 @@ class TokenCache:
         # pool (and polls it) for every call. gthread workers keep a few long-lived threads.
         connection = self._connection()
         try:
-            connection.send_packed_command(connection.pack_commands(commands))
+            connection.send_packed_command([_pack(commands)])
             return [connection.read_response() for _ in commands]
         except BaseException:
             connection.disconnect()  # a half-read answer must not reach the next request
@@ -125,6 +125,17 @@ class TokenCache:
         except self.replay.errors as exc:
             log.error("token cache unreachable (%s): the change is refused", exc.__class__.__name__)
             raise ReplayCacheUnavailable() from exc
+
+
+def _pack(commands: tuple[tuple, ...]) -> bytes:
+    """``commands`` in the Redis protocol (RESP): each an array of bulk strings."""
+    out = bytearray()
+    for command in commands:
+        out += b"*%d\r\n" % len(command)
+        for arg in command:
+            data = arg if isinstance(arg, bytes) else str(arg).encode()
+            out += b"$%d\r\n%s\r\n" % (len(data), data)
+    return bytes(out)
 
 
 def shared_token_cache(app) -> TokenCache | None:
