@@ -30,8 +30,11 @@ def downgrade(engine: Engine, revision: str) -> None:
 def models_metadata():
     """The metadata of every model (importing each domain's models)."""
     from ..audit import models as _audit  # noqa: F401
+    from ..events import models as _events  # noqa: F401
     from ..identity import models as _identity  # noqa: F401
     from ..oauth import models as _oauth  # noqa: F401
+    from ..payments import models as _payments  # noqa: F401
+    from ..payments.risk import models as _risk  # noqa: F401
     from ..runtime import models as _runtime  # noqa: F401
     from ..storefront import models as _storefront  # noqa: F401
 
