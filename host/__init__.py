@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import db, identity, oauth, observability, problems
+from . import db, identity, oauth, observability, payments, problems
 from .config import load_config, plugin_paths, require_secret
 from .runtime import PluginRuntime
 
@@ -39,14 +39,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     runtime.start()
     app.extensions["canopy.runtime"] = runtime
     oauth.init_app(app)  # the authorization server, its routes, the consent ledger as runtime.consents
+    payments.init_app(app)  # ctx.payments, the payments API and confirmation page, event delivery
 
     from .api import bp as api_bp
     from .health import bp as health_bp
     from .metrics import bp as metrics_bp
+    from .payments.risk.views import bp as risk_bp
     from .storefront.miniprogram import bp as miniprogram_bp
     from .storefront.views import bp as storefront_bp
 
-    for blueprint in (health_bp, metrics_bp, api_bp, storefront_bp, miniprogram_bp):
+    for blueprint in (health_bp, metrics_bp, api_bp, storefront_bp, miniprogram_bp, risk_bp):
         app.register_blueprint(blueprint)
 
     from .cli import register_commands

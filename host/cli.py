@@ -55,7 +55,8 @@ def demo() -> None:
         added = seed(session)
     click.echo(
         f"demo ready: {added['branches']} branches, {added['installations']} installations and "
-        f"{added['people']} people added; {len(report.added)} plugin versions registered"
+        f"{added['people']} people added, {added['funded accounts']} payment accounts funded; "
+        f"{len(report.added)} plugin versions registered"
     )
 
 
@@ -251,8 +252,10 @@ def serve(host: str, port: int, workers: int | None) -> None:
 def register_commands(app: Flask) -> None:
     """Attach the commands to ``app.cli`` (so ``flask --app host`` has them too)."""
     from .oauth.cli import oauth_group
+    from .payments.cli import payments_group
 
-    for command in (db_group, demo, demo_sign_ins, init_instance, plugins_group, storage_group, serve, oauth_group):
+    for command in (db_group, demo, demo_sign_ins, init_instance, plugins_group, storage_group, serve, oauth_group,
+                    payments_group):
         app.cli.add_command(command)
 
 

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     # Reverse proxies in front of the host whose X-Forwarded-For/-Proto to believe (0: none).
     # Client addresses (rate limits, audit) come from the closest untrusted hop.
     "TRUSTED_PROXIES": 0,
+    "PAYMENTS_CURRENCIES": "CNY",  # comma-separated ISO 4217 codes intents may be created in
     # The session cookie: HTTPS only (browsers count 127.0.0.1 and localhost as secure), never
     # readable by scripts, not sent on cross-site subrequests, 30 minutes idle.
     "SESSION_COOKIE_NAME": "canopy_session",

@@ -96,7 +96,29 @@ def seed(session: Session) -> dict[str, int]:
                 session.add(Installation(branch_code=code, plugin_id=plugin_id, version=version.version, position=position))
                 added["installations"] += 1
     added["people"] = _seed_people(session)
+    added["funded accounts"] = _fund_customers(session)
     return added
+
+
+#: What each demo customer finds in their payment account (minor units of CNY: 10,000.00).
+DEMO_BALANCE = 1_000_000
+
+
+def _fund_customers(session: Session) -> int:
+    """Top up each demo customer who has never been funded, through the simulated rail."""
+    from .payments import ledger
+    from .payments.models import Account, AccountKind
+
+    funded = 0
+    session.flush()
+    for phone, *_ in CUSTOMERS:
+        customer = session.scalar(select(Customer).where(Customer.phone == phone))
+        has_account = session.scalar(select(Account.id).where(Account.kind == AccountKind.CUSTOMER,
+                                                              Account.owner == customer.id, Account.currency == "CNY"))
+        if has_account is None:
+            ledger.fund(session, customer.id, DEMO_BALANCE, "CNY", description="demo top-up (simulated rail)")
+            funded += 1
+    return funded
 
 
 def _seed_people(session: Session) -> int:

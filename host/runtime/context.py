@@ -40,10 +40,23 @@ class HostCustomer:
         return f"<HostCustomer {self.subject}>"
 
 
+class NoPayments:
+    """``ctx.payments`` of a runtime without the payments package: every call is refused."""
+
+    def __init__(self, plugin_id: str) -> None:
+        self._plugin_id = plugin_id
+
+    def _refuse(self, *args: Any, **kwargs: Any):
+        raise ScopeDenied("payments:create", "payments are not available in this host", self._plugin_id)
+
+    create_intent = get = refund = _refuse
+
+
 class PluginContext:
     """What a hook's ``ctx`` is in the host. Satisfies :class:`canopy_sdk.Context`."""
 
-    __slots__ = ("plugin_id", "branch", "locale", "customer", "storage", "scopes", "log", "grant", "_customer_storage")
+    __slots__ = ("plugin_id", "branch", "locale", "customer", "storage", "scopes", "log", "grant", "_customer_storage",
+                 "_payments", "_payments_factory")
 
     def __init__(
         self,
@@ -55,8 +68,11 @@ class PluginContext:
         storage_factory: Callable[[str], PluginStorage],
         customer_subject: str | None = None,
         customer_profile: Mapping[str, Any] | None = None,
+        payments_factory: Callable[["PluginContext"], Any] | None = None,
     ) -> None:
         self.plugin_id = plugin_id
+        self._payments = None
+        self._payments_factory = payments_factory
         self.branch = branch
         self.locale = locale
         self.grant = grant
@@ -67,6 +83,13 @@ class PluginContext:
         )
         self._customer_storage = storage_factory(customer_subject) if customer_subject is not None else None
         self.log = logging.LoggerAdapter(logging.getLogger(f"canopy.plugin.{plugin_id}"), {"plugin": plugin_id})
+
+    @property
+    def payments(self):
+        """Payment intents and refunds for this plugin (made on first use; see ``canopy_sdk.Payments``)."""
+        if self._payments is None:
+            self._payments = NoPayments(self.plugin_id) if self._payments_factory is None else self._payments_factory(self)
+        return self._payments
 
     @property
     def customer_storage(self) -> PluginStorage:

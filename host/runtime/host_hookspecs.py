@@ -18,3 +18,17 @@ def canopy_scope_definitions() -> list[dict]:
     ``sensitivity`` (``low`` | ``medium`` | ``high``) and ``needs_consent`` (bool).
     Results of all implementations are combined; a name defined twice stops the start.
     """
+
+
+@hookspec
+def canopy_risk_rules() -> list:
+    """Return risk rules for the risk centre to run on every payment attempt.
+
+    Called once per app, the first time the risk centre needs its rules. Each rule is a
+    :class:`host.payments.risk.RiskRule` (or has its attributes): ``name``
+    (``[a-z][a-z0-9_]*``, unique), ``description``, ``defaults`` (a dict of its params),
+    ``check(session, attempt, params)`` returning a ``Verdict`` or None (nothing against the
+    attempt), and optionally ``schema``, a marshmallow schema of the params staff may set.
+    Results of all implementations are combined; a name contributed twice is an error.
+    Only the host's trusted extensions implement this: mini-programs may not.
+    """

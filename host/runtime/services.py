@@ -30,7 +30,7 @@ from .storage import PluginStorage
 log = logging.getLogger("canopy.runtime")
 
 #: The host's own features, registered as plugins on the same manager.
-DEFAULT_PLUGINS = ("host.oauth.default_scopes",)
+DEFAULT_PLUGINS = ("host.oauth.default_scopes", "host.payments.risk.default_rules")
 
 
 def _accepting(function: Callable[..., Any], accepts: tuple[str, ...], offered: tuple[str, ...]) -> Callable[..., Any]:
@@ -58,6 +58,9 @@ class PluginRuntime:
             budgets_ms=config["HOOK_BUDGET_MS"],
         )
         self.consents: ConsentSource = NoConsentsYet()
+        #: Builds ``ctx.payments`` from a ctx and the customer's id (set by the payments package).
+        self.payments_factory: Callable[[PluginContext, str | None], Any] | None = None
+        self._events_noted = False
         self.plugins: dict[str, LoadedPlugin] = {}
         self.refused: list[LoadedPlugin] = []
         self._impls: dict[str, dict[str, Callable[..., Any]]] = {}
@@ -177,7 +180,18 @@ class PluginRuntime:
             storage_factory=lambda customer: PluginStorage(self.database, plugin_id, customer),
             customer_subject=customer_subject,
             customer_profile=customer_profile,
+            payments_factory=None if self.payments_factory is None else (
+                lambda ctx, make=self.payments_factory: make(ctx, customer_id)),
         )
+
+    def note_events(self) -> None:
+        """A plugin's call (on a runtime thread, outside any request) wrote events to the outbox."""
+        self._events_noted = True
+
+    def take_noted_events(self) -> bool:
+        """Whether events were noted since the last time this was asked (and forget it)."""
+        noted, self._events_noted = self._events_noted, False
+        return noted
 
     def impl(self, plugin_id: str, hook: str) -> Callable[..., Any] | None:
         """The plugin's implementation of ``hook``, or None."""

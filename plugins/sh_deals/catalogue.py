@@ -1,7 +1,8 @@
 """The coupons the Shanghai branch offers this season: a fixed catalogue agreed with the merchants.
 
 Each coupon has a total stock (how many customers may claim it), a last valid day (inclusive,
-China Standard Time) and a code prefix the merchant's till recognises.
+China Standard Time) and a code prefix the merchant's till recognises. Most are free; one with
+a ``price`` (whole fen, CNY) is bought through the bank's payments (:mod:`.orders`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 #: China Standard Time; Shanghai keeps no daylight-saving time.
 CHINA_TIME = timezone(timedelta(hours=8))
+#: The currency of coupon prices; prices are integer fen.
+CURRENCY = "CNY"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,11 @@ class Coupon:
     total_stock: int
     code_prefix: str
     keywords: tuple[str, ...] = ()
+    price: int | None = None  # fen; None for a free coupon
+
+    def __post_init__(self) -> None:
+        if self.price is not None and (type(self.price) is not int or self.price <= 0):
+            raise ValueError(f"coupon {self.id}: price must be a positive whole number of fen, got {self.price!r}")
 
     def is_valid_on(self, day: date) -> bool:
         """Return whether the coupon can still be claimed on ``day``."""
@@ -47,6 +55,8 @@ class Coupon:
             "discount": self.discount[lang],
             "valid_until": self.valid_until.isoformat(),
             "total_stock": self.total_stock,
+            "price": self.price,
+            "price_display": format_price(self.price) if self.price is not None else None,
         }
 
 
@@ -117,6 +127,18 @@ COUPONS: tuple[Coupon, ...] = (
         code_prefix="NFM",
         keywords=("菜场", "买菜", "生鲜", "超市", "market", "groceries", "fresh", "supermarket"),
     ),
+    Coupon(
+        id="bund-night-cruise",
+        name={"zh": "浦江夜游船票 88 元抵 120 元", "en": "¥120 Bund night cruise ticket for ¥88"},
+        merchant={"zh": "浦江游览（十六铺码头）", "en": "Huangpu River Cruises, Shiliupu Pier"},
+        district={"zh": "黄浦区", "en": "Huangpu"},
+        discount={"zh": "支付 88 元，抵 120 元夜游船票", "en": "Pay ¥88 for a ¥120 night cruise ticket"},
+        valid_until=date(2027, 4, 30),
+        total_stock=60,
+        code_prefix="BNC",
+        keywords=("游船", "夜游", "外滩", "浦江", "cruise", "boat", "bund", "river"),
+        price=8800,
+    ),
 )
 
 COUPONS_BY_ID: dict[str, Coupon] = {coupon.id: coupon for coupon in COUPONS}
@@ -125,6 +147,12 @@ COUPONS_BY_ID: dict[str, Coupon] = {coupon.id: coupon for coupon in COUPONS}
 def find(coupon_id: Any) -> Coupon | None:
     """Return the coupon with ``coupon_id``, or None for anything else (including non-strings)."""
     return COUPONS_BY_ID.get(coupon_id) if isinstance(coupon_id, str) else None
+
+
+def format_price(fen: int) -> str:
+    """Return a price in fen for people, e.g. ``¥88.00``."""
+    yuan, cents = divmod(fen, 100)
+    return f"¥{yuan:,}.{cents:02d}"
 
 
 def shanghai_today() -> date:

@@ -6,6 +6,9 @@ claim lives in their own store at ``claims/<coupon id>`` and is written with
 ``compare_and_set(..., version=None)``, so of two simultaneous claims by one customer
 exactly one wins.
 
+Paid coupons (:mod:`.orders`) use the same counter: buying one reserves a unit with
+:func:`take_one` and a payment that does not succeed returns it with :func:`give_back`.
+
 A claim takes the stock first and marks the customer second; if marking fails (a concurrent
 claim by the same customer won, or storage refused) the stock is given back. The other order
 could leave a customer marked as holding a coupon that was never in stock.
@@ -126,15 +129,16 @@ def claim(shop_storage: Any, customer_storage: Any, coupon: Coupon, *, today: da
     try:
         marked = customer_storage.compare_and_set(claim_key(coupon.id), record, version=None)
     except BaseException:
-        _give_back_or_log(shop_storage, coupon, log)
+        give_back_or_log(shop_storage, coupon, log)
         raise
     if not marked:
-        _give_back_or_log(shop_storage, coupon, log)
+        give_back_or_log(shop_storage, coupon, log)
         raise AlreadyClaimed(coupon.id)
     return record, left
 
 
-def _give_back_or_log(storage: Any, coupon: Coupon, log: Any) -> None:
+def give_back_or_log(storage: Any, coupon: Coupon, log: Any) -> None:
+    """Return one coupon to stock, logging an error (when given a log) if that was not possible."""
     if not give_back(storage, coupon) and log is not None:
         log.error("could not return one %s coupon to stock after a failed claim", coupon.id)
 

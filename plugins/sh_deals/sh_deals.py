@@ -1,7 +1,8 @@
 """上海商圈优惠 Shanghai Neighbourhood Deals: merchant coupons from the Shanghai branch.
 
 The coupons are in :mod:`.catalogue`; claiming them (one per customer, limited stock) is in
-:mod:`.claims`. This module maps hooks to those two and turns refusals into API errors.
+:mod:`.claims`, and buying the paid ones through the bank's payments in :mod:`.orders`. This
+module maps hooks to those and turns refusals into API errors.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Callable, Mapping
 
-from canopy_sdk import ApiError, Page, SearchHit, Tile, hookimpl
+from canopy_sdk import ApiError, Page, PaymentError, ScopeDenied, SearchHit, Tile, hookimpl
 
-from . import claims
+from . import claims, orders
 from .catalogue import COUPONS, Coupon, find, shanghai_today
 
 MAX_TILES = 3
@@ -42,6 +43,8 @@ class ShanghaiDeals:
         """Return a coupon as a template sees it: texts in the visitor's language plus state."""
         left = claims.remaining(ctx.storage, coupon)
         held = claims.claim_of(ctx.customer_storage, coupon.id) if ctx.customer is not None else None
+        order = orders.order_of(ctx.customer_storage, coupon.id) if ctx.customer is not None and coupon.price else None
+        paying = order is not None and order["status"] == "pending" and held is None
         expired = not coupon.is_valid_on(today)
         return {
             **coupon.to_dict(language(ctx)),
@@ -50,6 +53,8 @@ class ShanghaiDeals:
             "claimed": held is not None,
             "code": held["code"] if held else None,
             "claimable": ctx.customer is not None and held is None and left > 0 and not expired,
+            # A purchase awaiting the customer's confirmation on the bank's page (its unit is reserved).
+            "confirm_url": order["confirm_url"] if paying else None,
         }
 
     def _open_deals(self, ctx: Any) -> list[dict[str, Any]]:
@@ -103,7 +108,8 @@ class ShanghaiDeals:
 
     @hookimpl
     def canopy_api(self, ctx: Any, method: str, path: str, body: Any) -> Any:
-        """``POST /claim`` ``{"coupon_id": ...}`` claims a coupon; ``GET /claims`` lists the customer's."""
+        """``POST /claim`` ``{"coupon_id": ...}`` claims a free coupon or starts paying for a paid
+        one; ``GET /claims`` lists the customer's."""
         routes = {"/claim": ("POST", self._claim), "/claims": ("GET", self._list_claims)}
         if path not in routes:
             raise ApiError(404, _t(ctx, "没有这个接口", "No such endpoint"),
@@ -130,6 +136,8 @@ class ShanghaiDeals:
             raise ApiError(404, _t(ctx, "没有这张优惠券", "No such coupon"),
                            _t(ctx, f"找不到优惠券 {coupon_id[:40]!r}。", f"There is no coupon {coupon_id[:40]!r}."))
         try:
+            if coupon.price is not None:
+                return orders.start(ctx, coupon, today=self.today())
             record, left = claims.claim(ctx.storage, ctx.customer_storage, coupon, today=self.today(), log=ctx.log)
         except claims.AlreadyClaimed:
             raise ApiError(409, _t(ctx, "您已领取过这张优惠券", "Already claimed"),
@@ -144,7 +152,20 @@ class ShanghaiDeals:
         except claims.Busy:
             raise ApiError(429, _t(ctx, "领取人数过多", "Too many claims at once"),
                            _t(ctx, "请稍后再试。", "Please try again in a moment.")) from None
+        except ScopeDenied:
+            raise ApiError(403, _t(ctx, "暂不能购买", "Buying is not available"),
+                           _t(ctx, "您尚未授权本服务发起支付。", "You have not allowed this service to ask for payments.")) from None
+        except PaymentError as exc:
+            ctx.log.warning("the bank refused a payment request: %s", exc)
+            raise ApiError(exc.status if 400 <= exc.status < 500 else 400, _t(ctx, "银行未受理支付", "Payment refused"),
+                           _t(ctx, "银行未能受理这笔支付，请稍后再试。",
+                              "The bank could not take this payment; please try again later.")) from None
         return {"claimed": True, "code": record["code"], "remaining": left}
+
+    @hookimpl
+    def canopy_on_event(self, ctx: Any, event: Any) -> None:
+        """A paid coupon's payment succeeded (grant it) or did not (return its reserved unit)."""
+        orders.on_event(ctx, event)
 
     def _list_claims(self, ctx: Any, body: Any) -> dict[str, Any]:
         lang = language(ctx)

@@ -3,22 +3,28 @@
     from canopy_sdk import hookimpl, Tile, Page, ApiError
 """
 
-from .context import Context, Customer, Storage
+from .context import Context, Customer, Payments, Storage
 from .errors import (
     ApiError,
     CanopyError,
+    IdempotencyMismatch,
+    InvalidIntentState,
     InvalidKey,
+    InvalidPayment,
     InvalidResult,
     InvalidValue,
     NoCustomer,
+    PaymentError,
     QuotaExceeded,
+    RefundExceedsCapture,
     ScopeDenied,
     StorageError,
+    UnknownIntent,
     ValueTooLarge,
 )
 from .manifest import Manifest, ManifestError, load_manifest
 from .markers import PROJECT_NAME, hookimpl, hookspec
-from .types import BranchInfo, Event, Page, SearchHit, StoredItem, Tile
+from .types import BranchInfo, Event, Page, PaymentIntent, Refund, SearchHit, StoredItem, Tile
 
 __version__ = "0.1.0"
 
@@ -30,20 +36,29 @@ __all__ = [
     "Context",
     "Customer",
     "Event",
+    "IdempotencyMismatch",
+    "InvalidIntentState",
     "InvalidKey",
+    "InvalidPayment",
     "InvalidResult",
     "InvalidValue",
     "Manifest",
     "ManifestError",
     "NoCustomer",
     "Page",
+    "PaymentError",
+    "PaymentIntent",
+    "Payments",
     "QuotaExceeded",
+    "Refund",
+    "RefundExceedsCapture",
     "ScopeDenied",
     "SearchHit",
     "Storage",
     "StorageError",
     "StoredItem",
     "Tile",
+    "UnknownIntent",
     "ValueTooLarge",
     "hookimpl",
     "hookspec",

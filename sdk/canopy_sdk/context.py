@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol, runtime_checkable
 
-from .types import BranchInfo, StoredItem
+from .types import BranchInfo, PaymentIntent, Refund, StoredItem
 
 
 @runtime_checkable
@@ -56,6 +56,31 @@ class Customer(Protocol):
 
 
 @runtime_checkable
+class Payments(Protocol):
+    """Payments for this plugin. Only the host moves money: a plugin asks to be paid, the
+    customer confirms on the bank's own page with their payment PIN.
+
+    Refusals raise a :class:`~canopy_sdk.errors.PaymentError` subclass naming the problem;
+    a call outside the plugin's grant raises :class:`~canopy_sdk.errors.ScopeDenied`.
+    """
+
+    def create_intent(self, *, amount: int, currency: str, description: str, idempotency_key: str,
+                      metadata: dict[str, Any] | None = None) -> PaymentIntent:
+        """Ask the current customer to pay ``amount`` minor units of ``currency`` (scope
+        ``payments:create``). The same ``idempotency_key`` with the same arguments returns the
+        same intent; with other arguments it raises ``IdempotencyMismatch``. ``description``
+        (1–200 characters) is shown on the bank's confirmation page; ``metadata`` (a small
+        JSON object, at most 20 keys) comes back with the intent and its events."""
+
+    def get(self, intent_id: str) -> PaymentIntent:
+        """This plugin's intent ``intent_id`` as it stands (scope ``payments:read``)."""
+
+    def refund(self, intent_id: str, *, amount: int, idempotency_key: str, reason: str = "") -> Refund:
+        """Return ``amount`` minor units of a succeeded intent to its customer (scope
+        ``refunds:create``). All refunds of an intent never exceed what was paid."""
+
+
+@runtime_checkable
 class Context(Protocol):
     """The scoped context every hook receives."""
 
@@ -73,6 +98,8 @@ class Context(Protocol):
     scopes: frozenset[str]
     #: A logger whose records carry the plugin id.
     log: logging.LoggerAdapter
+    #: Payment intents and refunds for this plugin (see :class:`Payments`).
+    payments: Payments
 
     @property
     def customer_storage(self) -> Storage:

@@ -67,3 +67,51 @@ class ApiError(CanopyError):
 
 class InvalidResult(CanopyError):
     """A hook returned something that is not what its spec promises."""
+
+
+class PaymentError(CanopyError):
+    """Base class of what ``ctx.payments`` refuses. ``status`` is the HTTP status the host's
+    API answers with for the same refusal; ``field`` names the argument at fault, if one is."""
+
+    status = 400
+    title = "Payment refused"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class InvalidPayment(PaymentError):
+    """An argument is wrong: an amount that is not a positive whole number of minor units, an
+    unknown or mismatched currency, a description too long, metadata not JSON-able or too big."""
+
+    status = 422
+    title = "Invalid payment"
+
+
+class UnknownIntent(PaymentError):
+    """No such payment intent — or it belongs to another mini-program (never told apart)."""
+
+    status = 404
+    title = "No such payment intent"
+
+
+class IdempotencyMismatch(PaymentError):
+    """The idempotency key was used before with other parameters: use a new key for a new request."""
+
+    status = 422
+    title = "Idempotency key reused"
+
+
+class InvalidIntentState(PaymentError):
+    """The intent is not in a state that allows this (e.g. a refund of an unpaid intent)."""
+
+    status = 409
+    title = "Payment intent in the wrong state"
+
+
+class RefundExceedsCapture(PaymentError):
+    """The refund, with those before it, would return more than was paid."""
+
+    status = 422
+    title = "Refund too large"

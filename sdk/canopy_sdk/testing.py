@@ -11,6 +11,12 @@ The harness validates the manifest, imports the entry point as the host does, ch
 hook names against the contract, and checks every result with the host's own rules
 (:mod:`canopy_sdk.results`). Storage follows the host's limits
 (:mod:`canopy_sdk.storage_rules`) and is kept in memory, one store per harness.
+Payments (:class:`FakePayments`) follow the host's rules (:mod:`canopy_sdk.payment_rules`);
+confirm an intent as its customer would and deliver the event the host would send:
+
+    intent = harness.api(ctx, "POST", "/bills/gas-12345678-202610/pay")
+    harness.payments.confirm(intent["intent_id"])
+    harness.deliver_events()      # canopy_on_event, as the host calls it after the commit
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pluggy
 
 from . import hookspecs, pagecheck, rendering, results, storage_rules
 from .errors import NoCustomer, QuotaExceeded, ScopeDenied
+from .fake_payments import FakePayments
 from .loading import import_entry
 from .manifest import Manifest, load_manifest
 from .markers import PROJECT_NAME
@@ -129,7 +136,12 @@ class FakeCustomer:
 
 
 class FakeContext:
-    """A :class:`~canopy_sdk.context.Context` for tests, with the grant given explicitly."""
+    """A :class:`~canopy_sdk.context.Context` for tests, with the grant given explicitly.
+
+    ``payments`` is a :class:`FakePayments` to share with other contexts (as one host is
+    shared); without it the context gets payments of its own. Either way ``ctx.payments``
+    checks this context's scopes, as ``customer.profile()`` does, through :meth:`require`.
+    """
 
     def __init__(
         self,
@@ -141,6 +153,7 @@ class FakeContext:
         scopes: frozenset[str] | set[str] = frozenset(),
         storage: MemoryStorage | None = None,
         customer_stores: dict[str, MemoryStorage] | None = None,
+        payments: FakePayments | None = None,
     ) -> None:
         self.plugin_id = plugin_id
         self.branch = branch or BranchInfo(code="SH001", name="Shanghai Branch", parent="HQ")
@@ -152,6 +165,7 @@ class FakeContext:
         self.storage = storage if storage is not None else MemoryStorage()
         self._customer_stores = customer_stores if customer_stores is not None else {}
         self.log = logging.LoggerAdapter(logging.getLogger(f"canopy.plugin.{plugin_id}"), {"plugin": plugin_id})
+        self.payments = (payments if payments is not None else FakePayments(plugin_id=plugin_id)).bind(self)
 
     @property
     def customer_storage(self) -> MemoryStorage:
@@ -187,6 +201,10 @@ class PluginHarness:
             raise pluggy.PluginValidationError(self.plugin, f"unknown hooks {', '.join(unknown)}; see canopy_sdk.hookspecs")
         self.storage = MemoryStorage()
         self.customer_stores: dict[str, MemoryStorage] = {}
+        #: The payments every context of this harness shares; replace it (before making
+        #: contexts) to choose currencies or a clock.
+        self.payments = FakePayments(plugin_id=self.manifest.id)
+        self._delivered = 0
         self._environment = None
 
     def context(
@@ -199,7 +217,7 @@ class PluginHarness:
         scopes: set[str] | frozenset[str] | None = None,
     ) -> FakeContext:
         """Return a context for this plugin; ``scopes`` defaults to every manifest scope.
-        Contexts from one harness share its storage, as calls to one host do."""
+        Contexts from one harness share its storage and :attr:`payments`, as calls to one host do."""
         return FakeContext(
             self.manifest.id,
             branch=branch,
@@ -208,6 +226,7 @@ class PluginHarness:
             scopes=frozenset(self.manifest.scopes if scopes is None else scopes),
             storage=self.storage,
             customer_stores=self.customer_stores,
+            payments=self.payments,
         )
 
     def _call(self, name: str, **kwargs: Any) -> Any:
@@ -237,6 +256,26 @@ class PluginHarness:
     def event(self, ctx: FakeContext, event: Event) -> None:
         """Deliver ``event`` through ``canopy_on_event``."""
         self._call("canopy_on_event", ctx=ctx, event=event)
+
+    def deliver(self, event: Event, *, scopes: set[str] | frozenset[str] | None = None) -> None:
+        """Deliver ``event`` as the host does: to ``canopy_on_event`` with a context for the
+        event's customer (``ctx.customer.subject == event.customer``) and branch, in Chinese."""
+        code = event.branch or "HQ"
+        ctx = self.context(customer=event.customer, branch=BranchInfo(code=code, name=code), locale="zh-CN",
+                           scopes=scopes)
+        self.event(ctx, event)
+
+    def deliver_events(self) -> list[Event]:
+        """Deliver, oldest first, every event of :attr:`payments` not delivered yet; return them.
+
+        A hook that raises stops the delivery there and the event stays undelivered (the host
+        retries it later); call again to retry, or :meth:`deliver` an event to repeat it."""
+        delivered = []
+        for event in self.payments.events[self._delivered:]:
+            self.deliver(event)
+            self._delivered += 1
+            delivered.append(event)
+        return delivered
 
     def render(self, page: Page, *, locale: str = "zh-CN", branch: BranchInfo | None = None) -> str:
         """Render ``page`` as the host would, and check the HTML (:mod:`canopy_sdk.pagecheck`).
@@ -295,5 +334,5 @@ class PluginHarness:
         return path
 
 
-__all__ = ["FakeContext", "FakeCustomer", "MemoryStorage", "PluginHarness"]
+__all__ = ["FakeContext", "FakeCustomer", "FakePayments", "MemoryStorage", "PluginHarness"]
 

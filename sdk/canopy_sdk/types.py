@@ -146,7 +146,7 @@ class SearchHit(_Wire):
 class Event(_Wire):
     """Something that happened to this plugin: a payment, refund, consent or install.
 
-    ``type`` is dotted (``payment.succeeded``, ``plugin.installed``); ``data`` is JSON-able;
+    ``type`` is dotted (``payment_intent.succeeded``, ``plugin.installed``); ``data`` is JSON-able;
     ``customer`` is the customer's pairwise subject for this plugin, when there is one.
     """
 
@@ -187,3 +187,41 @@ class StoredItem:
     value: Any
     version: int
     expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntent(_Wire):
+    """A payment the plugin asked for, as it stands.
+
+    ``amount`` and ``amount_refunded`` are whole minor units of ``currency`` (ISO 4217): 1999
+    is 19.99 CNY. ``state`` is ``requires_confirmation`` until the customer confirms it on the
+    bank's own page (``confirm_url``; in an embedded page, the bridge's ``requestPayment``),
+    then ``succeeded`` — or ``failed``, ``canceled`` or ``expired``. Times are ISO 8601 UTC.
+    """
+
+    id: str
+    amount: int
+    currency: str
+    description: str
+    state: str
+    amount_refunded: int
+    created_at: str
+    expires_at: str
+    confirm_url: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    failure_reason: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(replace(self, metadata=dict(self.metadata)))
+
+
+@dataclass(frozen=True, slots=True)
+class Refund(_Wire):
+    """Money returned to the customer from a succeeded payment intent."""
+
+    id: str
+    intent_id: str
+    amount: int
+    currency: str
+    reason: str
+    created_at: str

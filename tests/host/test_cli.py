@@ -102,7 +102,7 @@ def test_demo_seeds_and_is_idempotent(app):
     assert before[0] == len(BRANCHES) and before[1] > 0
     second = run(app, "demo")
     assert second.exit_code == 0, second.output
-    assert "0 branches, 0 installations and 0 people added; 0 plugin versions registered" in second.output
+    assert "0 branches, 0 installations and 0 people added, 0 payment accounts funded; 0 plugin versions registered" in second.output
     assert counts() == before
 
 

@@ -82,7 +82,7 @@ def test_seed_is_idempotent(demo_app):
     before = installations(demo_app)
     with demo_app.app_context(), get_database(demo_app).transaction(write=True) as session:
         added = seed(session)
-    assert added == {"branches": 0, "installations": 0, "people": 0}
+    assert added == {"branches": 0, "installations": 0, "people": 0, "funded accounts": 0}
     assert installations(demo_app) == before
 
 
@@ -91,13 +91,14 @@ def test_seed_on_an_empty_database_reports_what_it_added(app):
         sync_registry(session, get_runtime(app), approve=True)
     with app.app_context(), get_database(app).transaction(write=True) as session:
         added = seed(session)
-    assert added == {"branches": len(BRANCHES), "installations": len(expected_installations(app)), "people": PEOPLE}
+    assert added == {"branches": len(BRANCHES), "installations": len(expected_installations(app)), "people": PEOPLE,
+                     "funded accounts": len(CUSTOMERS)}
 
 
 def test_seed_skips_plugins_that_are_not_registered(app):
     with app.app_context(), get_database(app).transaction(write=True) as session:
         added = seed(session)  # nothing registered yet
-    assert added == {"branches": len(BRANCHES), "installations": 0, "people": PEOPLE}
+    assert added == {"branches": len(BRANCHES), "installations": 0, "people": PEOPLE, "funded accounts": len(CUSTOMERS)}
     assert installations(app) == []
 
 
@@ -110,7 +111,7 @@ def test_seed_keeps_what_staff_changed(demo_app):
         session.delete(wealth)
     with demo_app.app_context(), get_database(demo_app).transaction(write=True) as session:
         added = seed(session)
-    assert added == {"branches": 0, "installations": 1, "people": 0}  # the removed installation comes back
+    assert added == {"branches": 0, "installations": 1, "people": 0, "funded accounts": 0}  # the removed installation comes back
     with get_database(demo_app).transaction() as session:
         assert session.get(Branch, "BJ001").name_en == "Beijing Main Branch"
 

@@ -33,6 +33,33 @@
     });
   }
 
+  // Pay: ask the back end for the bill's payment intent, then go to the bank's confirmation page.
+  // (When the storefront bridge lands, canopy.requestPayment opens it in place instead.)
+  document.querySelectorAll("button[data-pay]").forEach(function (button) {
+    var note = button.parentNode.querySelector("[data-pay-status]");
+    var failed = button.getAttribute("data-failed");
+    function fail(text) {
+      if (note) { note.textContent = text || failed; note.hidden = false; }
+      button.disabled = false;
+    }
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      fetch(button.getAttribute("data-pay"), { method: "POST", headers: { "Accept": "application/json" } })
+        .then(function (response) {
+          return response.json().then(function (data) {
+            if (response.ok && typeof data.confirm_url === "string" && data.confirm_url.charAt(0) === "/"
+                && data.confirm_url.charAt(1) !== "/") {
+              window.location.assign(data.confirm_url);
+            } else if (response.status === 409) {
+              window.location.reload();
+            } else {
+              fail(data.detail || data.title);
+            }
+          }, function () { fail(); });
+        }).catch(function () { fail(); });
+    });
+  });
+
   document.querySelectorAll("button[data-unlink]").forEach(function (button) {
     button.addEventListener("click", function () {
       button.disabled = true;

@@ -229,14 +229,15 @@ def test_unlink_with_a_bad_path_is_400(harness):
 
 def test_api_needs_a_customer(harness):
     for method, path in (("GET", "/accounts"), ("POST", "/accounts"), ("GET", "/bills"),
-                         ("DELETE", "/accounts/gas/12345678")):
+                         ("DELETE", "/accounts/gas/12345678"), ("POST", "/bills/gas-12345678-202610/pay")):
         assert refusal(harness, harness.context(), method, path, {"utility": "gas"}).status == 401
 
 
 @pytest.mark.parametrize("method, path, status", [
     ("PUT", "/accounts", 405), ("DELETE", "/accounts", 405), ("POST", "/bills", 405),
     ("GET", "/accounts/gas/12345678", 405), ("POST", "/pay", 404), ("GET", "/", 404), ("GET", "/bills/x", 404),
-    ("GET", "/accounts/gas/1/2", 404),
+    ("GET", "/accounts/gas/1/2", 404), ("GET", "/bills/gas-12345678-202610/pay", 405),
+    ("POST", "/bills/gas-12345678-202610/pay/now", 404), ("POST", "/bills/gas-12345678-202610/refund", 404),
 ])
 def test_unknown_calls(harness, method, path, status):
     assert refusal(harness, harness.context(customer="gil"), method, path).status == status
@@ -296,15 +297,15 @@ def test_every_page_renders_for_everyone_in_both_languages(harness, render):
             assert not HAN.search(en), (path, HAN.findall(en)[:10])
 
 
-def test_bills_page_shows_payment_as_coming_soon(harness, render):
+def test_bills_page_offers_to_pay_each_unpaid_bill(harness, render):
     link(harness, "mo", "gas", "55554444")
     page = harness.page(harness.context(customer="mo", locale="en"), "/bills")
     bill = billing.monthly_bill("gas", "55554444", "2026-10")
     html = render(page, "en")
     assert billing.format_amount(bill.amount) in html
-    assert re.search(r"<button[^>]*disabled[^>]*>Pay</button>", html)
-    assert "Payment opens soon" in html
-    assert "data-pay" not in html and "/pay" not in html
+    assert re.search(r'<button type="button" class="button" data-pay="/mp/city.utilities/api/bills/'
+                     r'gas-55554444-202610/pay\?[^"]*"[^>]*>Pay</button>', html)
+    assert "opens soon" not in html and "Paid" not in html
 
 
 def test_overview_for_customer(harness, render):

@@ -37,8 +37,12 @@
         return response.json().then(function (data) { return { ok: response.ok, data: data }; },
                                      function () { return { ok: false, data: {} }; });
       }).then(function (answer) {
+        var next = answer.data.confirm_url;
         if (answer.ok && answer.data.claimed) {
           claimed(card, area, button, answer.data);
+        } else if (answer.ok && typeof next === "string" && next.charAt(0) === "/" && next.charAt(1) !== "/") {
+          // A paid coupon: confirm on the bank's own page (until the bridge's requestPayment exists).
+          window.location.assign(next);
         } else {
           show(area, answer.data.detail || answer.data.title || main.getAttribute("data-msg-failed"));
           button.disabled = answer.data.status === 409 || answer.data.status === 410;

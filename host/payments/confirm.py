@@ -1,0 +1,157 @@
+"""The host's confirmation sheet: ``/pay/<intent_id>``. Only here does money move for a payment.
+
+GET shows the merchant, amount, description and paying account; POST takes the payment PIN
+(the identity package's step-up, with its lockout), runs the risk centre, then — in **one**
+database transaction — locks the intent, posts the transfer and moves the intent to
+``succeeded`` with its outbox event. A plugin can never confirm: this page belongs to the host
+(``frame-ancestors 'none'``: no mini-program can frame it), needs the customer's own session and
+their PIN. Confirming twice never pays twice: the second finds the intent already succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from canopy_sdk.errors import UnknownIntent
+from flask import Blueprint, current_app, render_template, request
+
+from .. import audit, db
+from ..db import utcnow
+from ..events import note_emitted
+from ..i18n import pick, request_locale
+from ..identity.services import verify_payment_pin
+from ..identity.sessions import current_customer, login_customer_required
+from ..oauth.web import begin_write
+from ..problems import Problem
+from ..runtime.models import PluginRecord
+from . import intents, ledger
+from .models import AccountKind, IntentState, TransferKind
+from .money import format_amount
+
+bp = Blueprint("payments_confirm", __name__, template_folder="templates")
+DEVICE_COOKIE = "canopy_device"
+
+
+def _device() -> tuple[str, str | None]:
+    """A digest of this browser's device cookie, and a new cookie value when it had none."""
+    value = request.cookies.get(DEVICE_COOKIE, "")
+    fresh = None
+    if not (16 <= len(value) <= 64 and value.isalnum()):
+        value = fresh = secrets.token_hex(16)
+    return hashlib.sha256(value.encode()).hexdigest(), fresh
+
+
+def _intent_for(customer_id: str, intent_id: str, *, lock: bool = False):
+    session = db.session()
+    try:
+        intent = intents.find(session, None, intent_id, lock=lock)
+    except UnknownIntent:
+        raise Problem(404, "No such payment", "This payment does not exist.") from None
+    if intent.customer_id not in (None, customer_id):
+        raise Problem(404, "No such payment", "This payment does not exist.")  # another customer's: never told apart
+    return intent
+
+
+def _page(intent, *, status: int = 200, message: str | None = None, challenge: str | None = None):
+    session = db.session()
+    customer = current_customer()
+    locale = request_locale()
+    plugin = session.get(PluginRecord, intent.plugin_id)
+    account = ledger.find_account(session, AccountKind.CUSTOMER, customer.id, intent.currency)
+    html = render_template(
+        "payments/confirm.html", locale=locale, intent=intent, message=message, challenge=challenge,
+        merchant=pick(locale, plugin.name) if plugin else intent.plugin_id,
+        publisher=f"{plugin.publisher_kind} {plugin.publisher_id}" if plugin else "",
+        amount=format_amount(intent.amount, intent.currency),
+        balance=format_amount(account.balance if account else 0, intent.currency), state=intent.state,
+    )
+    response = current_app.response_class(html, status=status, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response.headers["Cache-Control"] = "no-store"
+    digest, fresh = _device()
+    if fresh:
+        response.set_cookie(DEVICE_COOKIE, fresh, max_age=400 * 86400, secure=current_app.config["SESSION_COOKIE_SECURE"],
+                            httponly=True, samesite="Lax")
+    return response
+
+
+@bp.get("/pay/<intent_id>")
+@login_customer_required
+def show(intent_id: str):
+    """The confirmation sheet."""
+    begin_write()  # it may expire the intent
+    intent = _intent_for(current_customer().id, intent_id)
+    if intents.expire_if_due(db.session(), intent):
+        db.session().commit()
+        note_emitted()
+    return _page(intent)
+
+
+@bp.post("/pay/<intent_id>")
+@login_customer_required
+def confirm(intent_id: str):
+    """Check the PIN, ask the risk centre, then pay — all or nothing."""
+    from .risk import CHALLENGE, DENY, PaymentAttempt, assess, remember_device
+
+    customer = current_customer()
+    customer_id, home_branch = customer.id, customer.branch_code
+    locale = request_locale()
+    en = locale.startswith("en")
+    intent = _intent_for(customer_id, intent_id)
+    if intent.state != IntentState.REQUIRES_CONFIRMATION:
+        return _page(intent, status=409 if intent.state != IntentState.SUCCEEDED else 200)
+    db.session().rollback()  # the PIN check has a transaction of its own (its lockout must stay)
+
+    pin = request.form.get("pin", "")
+    check = verify_payment_pin(customer_id, pin if isinstance(pin, str) and len(pin) <= 32 else "")
+    if not check.ok:
+        message = (("Payments are locked for 30 minutes after too many wrong PINs." if en else "支付密码错误次数过多，已锁定 30 分钟。")
+                   if check.locked else
+                   (f"Wrong payment PIN; {check.attempts_left} attempts left." if en else f"支付密码错误，还可尝试 {check.attempts_left} 次。"))
+        return _page(_intent_for(customer_id, intent_id), status=403 if check.locked else 400, message=message)
+
+    begin_write()
+    session = db.session()
+    intent = _intent_for(customer_id, intent_id, lock=True)  # the intent first, then accounts in id order
+    if intents.expire_if_due(session, intent) or intent.state != IntentState.REQUIRES_CONFIRMATION:
+        session.commit()
+        note_emitted()
+        return _page(intent, status=200 if intent.state == IntentState.SUCCEEDED else 409)
+    plugin = session.get(PluginRecord, intent.plugin_id)
+    device, _ = _device()
+    merchant_owner = ledger.merchant_owner(plugin.publisher_kind, plugin.publisher_id) if plugin else intent.plugin_id
+    verdict = assess(session, PaymentAttempt(
+        intent_id=intent.id, customer_id=customer_id, plugin_id=intent.plugin_id, merchant=merchant_owner,
+        branch_code=home_branch, amount=intent.amount, currency=intent.currency, device=device, at=utcnow()))
+    actor = f"customer:{customer_id}"
+    if verdict.decision == DENY:
+        intents.transition(session, intent, IntentState.FAILED, actor="risk", reason=verdict.reason,
+                           event="payment_intent.failed")
+        session.commit()
+        note_emitted()
+        audit.record("payment.denied", outcome=audit.DENIED, actor=customer_id, plugin_id=intent.plugin_id,
+                     detail={"intent": intent.id, "rule": verdict.rule})
+        return _page(intent, status=403, message=verdict.reason)
+    if verdict.decision == CHALLENGE and request.form.get("acknowledge") != "yes":
+        session.commit()  # the recorded verdicts stay; the intent still waits
+        return _page(intent, status=200, challenge=verdict.reason)
+
+    customer_account = ledger.customer_account(session, customer_id, intent.currency)
+    try:
+        transfer = ledger.post(session, kind=TransferKind.PAYMENT, currency=intent.currency, intent_id=intent.id,
+                               description=intent.description,
+                               legs=[ledger.Leg(customer_account.id, -intent.amount), ledger.Leg(intent.merchant_account_id, intent.amount)])
+    except ledger.InsufficientFunds:
+        session.rollback()
+        return _page(_intent_for(customer_id, intent_id), status=402,
+                     message="Your balance is not enough for this payment." if en else "余额不足，无法完成支付。")
+    intent.customer_id = customer_id
+    intent.transfer_id = transfer.id
+    intents.transition(session, intent, IntentState.SUCCEEDED, actor=actor, event="payment_intent.succeeded")
+    remember_device(session, customer_id, device, utcnow())
+    session.commit()
+    note_emitted()
+    audit.record("payment.confirmed", outcome=audit.SUCCESS, actor=customer_id, plugin_id=intent.plugin_id,
+                 detail={"intent": intent.id, "amount": intent.amount, "currency": intent.currency})
+    return _page(intent)
