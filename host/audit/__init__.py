@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from flask import current_app, has_request_context, request
+from sqlalchemy.orm import Session
 
 from ..db import get_database
 from ..observability import current_request_id
@@ -60,8 +61,10 @@ def record(
     plugin_id: str | None = None,
     branch: str | None = None,
     detail: dict[str, Any] | None = None,
+    session: Session | None = None,
 ) -> None:
-    """Append one audit event (in a transaction of its own) and log it."""
+    """Append one audit event and log it: in a transaction of its own, or in ``session`` when
+    the event must stand or fall with the change it records (the caller commits)."""
     detail = _check_detail(dict(detail or {}))
     ip = request.remote_addr if has_request_context() else None
     event = AuditEvent(
@@ -75,8 +78,11 @@ def record(
         request_id=current_request_id(),
         detail=detail,
     )
-    with get_database(current_app).transaction(write=True) as session:
+    if session is not None:
         session.add(event)
+    else:
+        with get_database(current_app).transaction(write=True) as own:
+            own.add(event)
     log.info(
         "%s %s", action, outcome,
         extra={"audit_action": action, "outcome": outcome, "actor": actor, "subject": subject,

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from canopy_sdk.types import Event
+from canopy_sdk.types import BranchInfo, Event
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..db import Database, utcnow
+from ..runtime.registry import get_version
 from .models import OutboxEvent
 
 log = logging.getLogger("canopy.events")
@@ -44,34 +45,27 @@ def public_event(row: OutboxEvent, subject: str | None) -> Event:
 def deliver_pending(runtime, database: Database, *, plugin_id: str | None = None, limit: int = BATCH) -> int:
     """Deliver up to ``limit`` pending events to their loaded in-process plugins; return how many
     were delivered. Events of plugins not loaded here stay pending."""
-    from canopy_sdk.types import BranchInfo
-
-    from ..identity.pairwise import pairwise_subject
-    from ..config import require_secret
-    from ..runtime.registry import get_version
-
     with database.transaction() as session:
         query = select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None)).order_by(OutboxEvent.id).limit(limit)
         if plugin_id is not None:
             query = query.where(OutboxEvent.plugin_id == plugin_id)
         rows = [row for row in session.scalars(query) if row.plugin_id in runtime.plugins]
+        approved = {name: get_version(session, name).approved_scopes for name in {row.plugin_id for row in rows}}
         session.expunge_all()
     delivered = 0
     for row in rows:
-        with database.transaction() as session:
-            approved = get_version(session, row.plugin_id).approved_scopes
-        ctx = runtime.context(row.plugin_id, branch=BranchInfo(code=row.branch_code or "HQ", name=row.branch_code or "HQ"),
-                              locale="zh-CN", approved_scopes=approved, customer_id=row.customer_id)
-        subject = pairwise_subject(require_secret(runtime.config), row.plugin_id, row.customer_id) if row.customer_id else None
-        outcome = runtime.event(ctx, public_event(row, subject))
+        branch = row.branch_code or "HQ"
+        ctx = runtime.context(row.plugin_id, branch=BranchInfo(code=branch, name=branch), locale="zh-CN",
+                              approved_scopes=approved[row.plugin_id], customer_id=row.customer_id)
+        outcome = runtime.event(ctx, public_event(row, ctx.customer.subject if ctx.customer else None))
+        values: dict[str, Any] = {"attempts": OutboxEvent.attempts + 1}
+        if outcome.ok:
+            values["delivered_at"] = utcnow()
+            delivered += 1
+        else:
+            values["last_error"] = f"{outcome.status}: {outcome.error.__class__.__name__ if outcome.error else ''}"[:200]
+            log.warning("event %s for %s not delivered (%s)", row.id, row.plugin_id, outcome.status)
         with database.transaction(write=True) as session:
-            values: dict[str, Any] = {"attempts": OutboxEvent.attempts + 1}
-            if outcome.ok:
-                values["delivered_at"] = utcnow()
-                delivered += 1
-            else:
-                values["last_error"] = f"{outcome.status}: {outcome.error.__class__.__name__ if outcome.error else ''}"[:200]
-                log.warning("event %s for %s not delivered (%s)", row.id, row.plugin_id, outcome.status)
             session.execute(update(OutboxEvent).where(OutboxEvent.id == row.id, OutboxEvent.delivered_at.is_(None))
                             .values(**values))
     return delivered

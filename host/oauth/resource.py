@@ -10,6 +10,7 @@ form body are refused. Errors are RFC 6750 (``WWW-Authenticate: DPoP …``), wit
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import wraps
 from typing import Callable
 
@@ -55,9 +56,11 @@ def _token_from_header() -> str:
     return value
 
 
-def _proof(access_token: str, *, spend_now: bool):
+@contextmanager
+def _proof_refusals_are_401():
+    """A DPoP refusal on a resource request is a 401 (RFC 9449 §7.1), not the token endpoint's 400."""
     try:
-        return check_dpop(access_token=access_token, spend=spend_now)
+        yield
     except InvalidDPoPProof as exc:
         raise InvalidDPoPProof(exc.description, status_code=401) from None
 
@@ -74,15 +77,13 @@ def _current_grant(access_token: str) -> tuple[AccessGrant, str]:
         return load_grant(db.session(), get_runtime().catalog, digest, require_secret(current_app.config))
 
     cache = shared_token_cache(current_app)
-    if cache is None:
-        proof = _proof(access_token, spend_now=True)
-        return load(), proof.jkt
-    proof = _proof(access_token, spend_now=False)
-    first_use, cached, buried = cache.spend_and_read(digest, proof.replay_key, proof.replay_until)
-    try:
+    with _proof_refusals_are_401():
+        if cache is None:
+            proof = check_dpop(access_token=access_token)
+            return load(), proof.jkt
+        proof = check_dpop(access_token=access_token, spend=False)
+        first_use, cached, buried = cache.spend_and_read(digest, proof.replay_key, proof.replay_until)
         spend(proof, first_use)
-    except InvalidDPoPProof as exc:
-        raise InvalidDPoPProof(exc.description, status_code=401) from None
     grant = AccessGrant.read(cached) if cached is not None else None
     if grant is None or grant.valid_until <= clock.epoch():
         grant = load()

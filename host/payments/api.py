@@ -84,18 +84,16 @@ def create_intent():
     key = _key()
     data = _body({"amount", "currency", "description", "metadata"}, {"amount", "currency", "description"})
     grant = current_grant()
-    accepted = current_app.extensions["canopy.payments.currencies"]
-    intents.check_request(data["amount"], data["currency"], data["description"], data.get("metadata"), accepted)
+    asked = intents.IntentRequest.check(data["amount"], data["currency"], data["description"], data.get("metadata"),
+                                           current_app.extensions["canopy.payments.currencies"])
     session = db.session()
 
     def run():
-        intent = intents.create(session, plugin_id=grant.client_id, amount=data["amount"], currency=data["currency"],
-                                description=data["description"], metadata=data.get("metadata"),
-                                customer_id=grant.customer_id, allowed_currencies=accepted,
+        intent = intents.create(session, plugin_id=grant.client_id, request=asked, customer_id=grant.customer_id,
                                 actor=f"client:{grant.client_id}")
         return 201, intents.view(intent).to_wire()
 
-    params = {**data, "customer": grant.customer_id}
+    params = {**asked.params(), "customer": grant.customer_id}
     return _answer(*idempotency.once(session, _caller(), key, "create_intent", params, run))
 
 
@@ -112,11 +110,7 @@ def get_intent(intent_id: str):
 @require_token("payments:create")
 def cancel_intent(intent_id: str):
     """Withdraw an intent that waits for confirmation."""
-    session = db.session()
-    intent = intents.find(session, current_grant().client_id, intent_id, lock=True)
-    if intents.expire_if_due(session, intent):
-        note_emitted()
-    intent = intents.cancel(session, current_grant().client_id, intent_id)
+    intent = intents.cancel(db.session(), current_grant().client_id, intent_id)
     note_emitted()
     return _answer(200, intents.view(intent).to_wire())
 

@@ -80,11 +80,14 @@ def _page(intent, *, status: int = 200, message: str | None = None, challenge: s
 @login_customer_required
 def show(intent_id: str):
     """The confirmation sheet."""
-    begin_write()  # it may expire the intent
-    intent = _intent_for(current_customer().id, intent_id)
-    if intents.expire_if_due(db.session(), intent):
-        db.session().commit()
-        note_emitted()
+    customer_id = current_customer().id
+    intent = _intent_for(customer_id, intent_id)
+    if intents.is_due(intent):  # its time ran out: record the expiry (a write, so take the lock first)
+        begin_write()
+        intent = _intent_for(customer_id, intent_id, lock=True)
+        if intents.expire_if_due(db.session(), intent):
+            db.session().commit()
+            note_emitted()
     return _page(intent)
 
 

@@ -35,14 +35,12 @@ class HostPayments:
         """Ask the current customer to pay (see :class:`canopy_sdk.Payments`)."""
         self._require("payments:create")
         key = idempotency.check_key(idempotency_key, "idempotency_key")
-        intents.check_request(amount, currency, description, metadata, self._currencies)
-        params = {"amount": amount, "currency": currency, "description": description, "metadata": metadata,
-                  "customer": self._customer_id}
+        request = intents.IntentRequest.check(amount, currency, description, metadata, self._currencies)
+        params = {**request.params(), "customer": self._customer_id}
         with self._database.transaction(write=True) as session:
             def run():
-                intent = intents.create(session, plugin_id=self._plugin_id, amount=amount, currency=currency,
-                                        description=description, metadata=metadata, customer_id=self._customer_id,
-                                        branch_code=self._branch_code, allowed_currencies=self._currencies)
+                intent = intents.create(session, plugin_id=self._plugin_id, request=request,
+                                        customer_id=self._customer_id, branch_code=self._branch_code)
                 return 201, intents.view(intent).to_wire()
 
             _, body = idempotency.once(session, self._caller, key, "create_intent", params, run)
@@ -51,13 +49,8 @@ class HostPayments:
     def get(self, intent_id: str) -> IntentView:
         """This plugin's intent as it stands (see :class:`canopy_sdk.Payments`)."""
         self._require("payments:read")
-        with self._database.transaction(write=True) as session:
-            intent = intents.find(session, self._plugin_id, intent_id)
-            expired = intents.expire_if_due(session, intent)
-            answer = intents.view(intent)
-        if expired:
-            self._on_events()
-        return answer
+        with self._database.transaction() as session:
+            return intents.view(intents.find(session, self._plugin_id, intent_id))
 
     def refund(self, intent_id: str, *, amount: int, idempotency_key: str, reason: str = "") -> RefundView:
         """Refund part or all of a succeeded intent (see :class:`canopy_sdk.Payments`)."""

@@ -14,11 +14,12 @@ Refunds leave the state ``succeeded`` and raise ``amount_refunded``; it never ex
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from canopy_sdk import payment_rules
-from canopy_sdk.errors import InvalidIntentState, InvalidPayment, RefundExceedsCapture, UnknownIntent
+from canopy_sdk.errors import InvalidIntentState, RefundExceedsCapture, UnknownIntent
 from canopy_sdk.types import PaymentIntent as IntentView
 from canopy_sdk.types import Refund as RefundView
 from sqlalchemy import select
@@ -41,10 +42,11 @@ def iso(moment: datetime) -> str:
 
 
 def view(intent: PaymentIntent) -> IntentView:
-    """The intent as plugins and partner back ends see it."""
+    """The intent as plugins and partner back ends see it (``expired`` as soon as its time is up,
+    whether or not the expiry has been recorded yet)."""
     return IntentView(
         id=intent.id, amount=intent.amount, currency=intent.currency, description=intent.description,
-        state=intent.state, amount_refunded=intent.amount_refunded, created_at=iso(intent.created_at),
+        state=IntentState.EXPIRED if is_due(intent) else intent.state, amount_refunded=intent.amount_refunded, created_at=iso(intent.created_at),
         expires_at=iso(intent.expires_at), confirm_url=f"/pay/{intent.id}", metadata=dict(intent.metadata_ or {}),
         failure_reason=intent.failure_reason,
     )
@@ -56,11 +58,24 @@ def refund_view(refund: Refund) -> RefundView:
                       reason=refund.reason, created_at=iso(refund.created_at))
 
 
-def check_request(amount: object, currency: object, description: object, metadata: object,
-                  allowed: frozenset[str]) -> tuple[int, str, str, dict[str, Any]]:
-    """Every argument of a new intent checked (the SDK's rules, as the test kit applies them);
-    :class:`InvalidPayment` names the first at fault."""
-    return payment_rules.check_intent_request(amount, currency, description, metadata, allowed)
+@dataclass(frozen=True)
+class IntentRequest:
+    """What a new intent asks for, checked by the SDK's rules (as the test kit applies them)."""
+
+    amount: int
+    currency: str
+    description: str
+    metadata: dict[str, Any]
+
+    @classmethod
+    def check(cls, amount: object, currency: object, description: object, metadata: object,
+              accepted: frozenset[str]) -> "IntentRequest":
+        """The request, or :class:`~canopy_sdk.errors.InvalidPayment` naming the first argument at fault."""
+        return cls(*payment_rules.check_intent_request(amount, currency, description, metadata, accepted))
+
+    def params(self) -> dict[str, Any]:
+        """Its canonical parameters (what an idempotency key is compared on)."""
+        return asdict(self)
 
 
 def transition(session: Session, intent: PaymentIntent, to_state: str, *, actor: str, reason: str | None = None,
@@ -83,11 +98,10 @@ def intent_event(session: Session, intent: PaymentIntent, event: str, **extra: A
          payload={"intent": view(intent).to_wire(), **extra})
 
 
-def create(session: Session, *, plugin_id: str, amount: object, currency: object, description: object,
-           metadata: object = None, customer_id: str | None = None, branch_code: str | None = None,
-           allowed_currencies: frozenset[str] = frozenset({"CNY"}), actor: str | None = None) -> PaymentIntent:
+def create(session: Session, *, plugin_id: str, request: IntentRequest, customer_id: str | None = None,
+           branch_code: str | None = None, actor: str | None = None) -> PaymentIntent:
     """A new intent in ``requires_confirmation``; the merchant account is the plugin's publisher's."""
-    checked_amount, code, text, extra = check_request(amount, currency, description, metadata, allowed_currencies)
+    checked_amount, code, text, extra = request.amount, request.currency, request.description, request.metadata
     record = session.get(PluginRecord, plugin_id)
     if record is None:
         raise UnknownIntent(f"no mini-program {plugin_id[:64]!r} is registered")
@@ -123,9 +137,14 @@ def find(session: Session, plugin_id: str | None, intent_id: object, *, lock: bo
     return intent
 
 
+def is_due(intent: PaymentIntent) -> bool:
+    """Whether ``intent`` waited for confirmation past its time (and is not yet marked expired)."""
+    return intent.state == IntentState.REQUIRES_CONFIRMATION and intent.expires_at <= utcnow()
+
+
 def expire_if_due(session: Session, intent: PaymentIntent) -> bool:
     """Expire ``intent`` if it waited for confirmation past its time; return whether it did."""
-    if intent.state == IntentState.REQUIRES_CONFIRMATION and intent.expires_at <= utcnow():
+    if is_due(intent):
         transition(session, intent, IntentState.EXPIRED, actor="host", reason="not confirmed in time",
                    event="payment_intent.expired")
         return True
@@ -135,7 +154,8 @@ def expire_if_due(session: Session, intent: PaymentIntent) -> bool:
 def cancel(session: Session, plugin_id: str, intent_id: object) -> PaymentIntent:
     """The plugin withdraws its unpaid intent."""
     intent = find(session, plugin_id, intent_id, lock=True)
-    expire_if_due(session, intent)
+    if is_due(intent):
+        raise InvalidIntentState("this intent expired before it was confirmed; there is nothing to cancel")
     if intent.state != IntentState.REQUIRES_CONFIRMATION:
         raise InvalidIntentState(f"only an intent awaiting confirmation can be canceled; this one is {intent.state}")
     transition(session, intent, IntentState.CANCELED, actor=f"plugin:{plugin_id}", event="payment_intent.canceled")

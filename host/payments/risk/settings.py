@@ -12,28 +12,22 @@ as the change itself, so there is never a change without its audit entry.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from flask import has_request_context, request
 from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ... import audit
-from ...audit.models import AuditEvent
 from ...db import utcnow
 from ...identity.models import Staff, StaffRole
-from ...observability import current_request_id
 from ...storefront.models import Branch
 from .models import RiskSetting
 from .params import flatten
 from .rules import RiskRule, app_rules
-
-log = logging.getLogger("canopy.risk")
 
 #: The branch code of the bank-wide settings.
 BANK_WIDE = "*"
@@ -222,19 +216,10 @@ def reset_setting(
 def _audit(session: Session, action: str, staff: Staff, branch_code: str, rule: str,
            before: EffectiveSetting, new: dict[str, Any]) -> None:
     """The audit entry of a change, in the change's own transaction."""
-    detail = {
-        "rule": rule,
-        "old": {"enabled": before.enabled, "params": before.params, "source": before.source},
-        "new": new,
-    }
-    session.add(AuditEvent(
-        action=action, outcome=audit.SUCCESS, actor=staff.username, subject=rule, branch=branch_code,
-        ip=(request.remote_addr or None) if has_request_context() else None,
-        request_id=current_request_id(), detail=detail,
-    ))
-    log.info("%s %s", action, audit.SUCCESS,
-             extra={"audit_action": action, "outcome": audit.SUCCESS, "actor": staff.username,
-                    "subject": rule, "branch": branch_code})
+    detail = {"rule": rule, "old": {"enabled": before.enabled, "params": before.params, "source": before.source},
+              "new": new}
+    audit.record(action, outcome=audit.SUCCESS, actor=staff.username, subject=rule, branch=branch_code, detail=detail,
+                 session=session)
 
 
 def read_form(form: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import importlib
 import re
-import threading
-import time
 from datetime import date
 
 import pytest
 
 from canopy_sdk import ApiError, Event, PaymentIntent
 from canopy_sdk.loading import package_name
-from canopy_sdk.testing import MemoryStorage
+
+from .conftest import ContendedStorage, run_together
 
 TODAY = date(2026, 11, 22)
 PAID = "bund-night-cruise"
@@ -39,44 +38,6 @@ def status_of(harness, customer, coupon_id=PAID) -> int:
 
 def held(harness, customer) -> list[str]:
     return [c["id"] for c in harness.api(harness.context(customer=customer), "GET", "/claims")["claims"]]
-
-
-class ContendedStorage(MemoryStorage):
-    """Yields the thread between a read and the next write, so racing threads interleave."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lost = 0
-
-    def get_item(self, key):
-        item = super().get_item(key)
-        time.sleep(0.0005)
-        return item
-
-    def compare_and_set(self, key, value, *, version, ttl=None):
-        won = super().compare_and_set(key, value, version=version, ttl=ttl)
-        self.lost += not won
-        return won
-
-
-def run_together(jobs):
-    barrier = threading.Barrier(len(jobs))
-    outcomes = [None] * len(jobs)
-
-    def worker(index, job):
-        barrier.wait()
-        try:
-            outcomes[index] = job()
-        except ApiError as exc:
-            outcomes[index] = exc.status
-
-    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads)
-    return outcomes
 
 
 # --- the catalogue and the pages ------------------------------------------------------------

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import threading
-import time
 from datetime import date
 from pathlib import Path
 
@@ -15,6 +13,8 @@ import pytest
 from canopy_sdk import ApiError, Page, StorageError
 from canopy_sdk.loading import package_name
 from canopy_sdk.testing import MemoryStorage, PluginHarness
+
+from .conftest import ContendedStorage, run_together
 
 PLUGIN_FOLDER = Path(__file__).parents[1]
 HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -51,47 +51,6 @@ def api_status(harness, ctx, method, path, body=None) -> int:
         harness.api(ctx, method, path, body)
     assert caught.value.title and caught.value.detail
     return caught.value.status
-
-
-class ContendedStorage(MemoryStorage):
-    """A MemoryStorage that yields the thread between a read and the next write, and counts
-    lost compare-and-sets, so concurrency tests really interleave."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lost = 0
-
-    def get_item(self, key):
-        item = super().get_item(key)
-        time.sleep(0.0005)
-        return item
-
-    def compare_and_set(self, key, value, *, version, ttl=None):
-        won = super().compare_and_set(key, value, version=version, ttl=ttl)
-        if not won:
-            self.lost += 1
-        return won
-
-
-def run_together(jobs):
-    """Run the callables at once from a barrier; return each one's result or ApiError status."""
-    barrier = threading.Barrier(len(jobs))
-    outcomes = [None] * len(jobs)
-
-    def worker(index, job):
-        barrier.wait()
-        try:
-            outcomes[index] = job()
-        except ApiError as exc:
-            outcomes[index] = exc.status
-
-    threads = [threading.Thread(target=worker, args=(i, job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads)
-    return outcomes
 
 
 # --- manifest and catalogue ---------------------------------------------------------------

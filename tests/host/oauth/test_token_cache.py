@@ -263,3 +263,24 @@ def test_no_request_that_starts_after_a_revocation_gets_through(cached, wallet, 
     after = [status for started, status in outcomes if started > revoked_at[0]]
     assert 200 in before and after, "the callers ran on both sides of the revocation"
     assert set(after) == {401}
+
+
+def test_a_grant_that_cannot_be_kept_is_still_answered(cached, wallet, issued, monkeypatch, caplog):
+    """Redis records the proof but refuses the fill: the answer read from the database stands,
+    nothing is kept, and the next request reads the database again."""
+    import redis
+
+    from host.oauth.token_cache import PREFIX
+
+    cache = cache_of(cached)
+
+    def refuse(*args, **kwargs):
+        raise redis.ConnectionError("refused")
+
+    monkeypatch.setattr(cache.client, "set", refuse)
+    access = issued["access_token"]
+    for _ in range(2):
+        response, statements = statements_during(cached, lambda: wallet.get("/api/v1/me", access))
+        assert response.status_code == 200 and statements
+    assert cache.client.get(PREFIX + digest_of(access)) is None
+    assert "grant not kept" in caplog.text

@@ -4,10 +4,14 @@ SH001's) that may take payments, its registered OAuth client, and signed-in cust
 from __future__ import annotations
 
 import textwrap
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from host.db import utcnow
+from host.payments.models import Account, IntentState, PaymentIntent, Posting, Refund, Transfer, TransferKind
 from tests.host.oauth.conftest import ISSUER, Browser, Partner, PartnerKey
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -98,3 +102,79 @@ def server_token():
         return response.get_json()["access_token"]
 
     return issue
+
+
+# -- ledger rows written directly (invariants, statements, the CLI) ----------------------------
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class Ledger:
+    """Writes ledger rows directly, as the payment service leaves them (or, for the invariant tests,
+    as it never would): ``balances=False`` skips moving the balances; ``at`` dates the rows."""
+
+    def __init__(self, session, customer_id: str | None = None, plugin_id: str = "city.utilities") -> None:
+        self.session = session
+        self.customer_id = customer_id
+        self.plugin_id = plugin_id
+
+    def account(self, kind: str, owner: str, currency: str = "CNY") -> Account:
+        account = Account(kind=kind, owner=owner, currency=currency, balance=0)
+        self.session.add(account)
+        self.session.flush()
+        return account
+
+    def transfer(self, kind: str, legs: list[tuple[Account, int]], *, amount: int | None = None,
+                 currency: str | None = None, intent_id: str | None = None, refund_id: str | None = None,
+                 balances: bool = True, at: datetime | None = None, description: str = "",
+                 transfer_id: str | None = None) -> Transfer:
+        at = at or utcnow()
+        transfer = Transfer(
+            id=transfer_id or new_id("tr"), kind=kind, currency=currency or legs[0][0].currency,
+            amount=amount if amount is not None else sum(a for _, a in legs if a > 0),
+            intent_id=intent_id, refund_id=refund_id, description=description or f"{kind} test", created_at=at,
+        )
+        self.session.add(transfer)
+        self.session.flush()
+        for account, leg in legs:
+            self.session.add(Posting(transfer_id=transfer.id, account_id=account.id, currency=account.currency,
+                                     amount=leg, created_at=at))
+            if balances:
+                account.balance += leg
+        self.session.flush()
+        return transfer
+
+    def fund(self, customer: Account, clearing: Account, amount: int) -> Transfer:
+        return self.transfer(TransferKind.FUNDING, [(clearing, -amount), (customer, amount)])
+
+    def intent(self, merchant: Account, amount: int, state: str = IntentState.REQUIRES_CONFIRMATION) -> PaymentIntent:
+        intent = PaymentIntent(
+            id=new_id("pi"), plugin_id=self.plugin_id, merchant_account_id=merchant.id, customer_id=self.customer_id,
+            amount=amount, currency=merchant.currency, description="Electricity bill", state=state,
+            expires_at=utcnow() + timedelta(minutes=15),
+        )
+        self.session.add(intent)
+        self.session.flush()
+        return intent
+
+    def pay(self, customer: Account, merchant: Account, amount: int) -> PaymentIntent:
+        intent = self.intent(merchant, amount)
+        transfer = self.transfer(TransferKind.PAYMENT, [(customer, -amount), (merchant, amount)], intent_id=intent.id)
+        intent.state, intent.transfer_id = IntentState.SUCCEEDED, transfer.id
+        self.session.flush()
+        return intent
+
+    def refund(self, intent: PaymentIntent, customer: Account, merchant: Account, amount: int,
+               *, record: bool = True) -> Refund:
+        refund_id = new_id("re")
+        transfer = self.transfer(TransferKind.REFUND, [(merchant, -amount), (customer, amount)],
+                                 intent_id=intent.id, refund_id=refund_id)
+        refund = Refund(id=refund_id, intent_id=intent.id, amount=amount, currency=intent.currency,
+                        transfer_id=transfer.id)
+        self.session.add(refund)
+        if record:
+            intent.amount_refunded += amount
+        self.session.flush()
+        return refund

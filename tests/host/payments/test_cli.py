@@ -9,7 +9,9 @@ import pytest
 
 from host.db import get_database
 from host.payments.invariants import INVARIANTS
-from host.payments.models import Account, AccountKind, Posting, Transfer, TransferKind
+from host.payments.models import Account, AccountKind, TransferKind
+
+from .conftest import Ledger
 
 MERCHANT = "partner:CITYPOWER"
 
@@ -22,18 +24,11 @@ def run(app, *args: str):
 def ledger(app):
     """A consistent ledger: the rail funds CITYPOWER's CNY account with 1,234.50 at 10:00 Shanghai, 1 May 2024."""
     with get_database(app).transaction(write=True) as session:
-        clearing = Account(kind=AccountKind.CLEARING, owner="rail:simulated", currency="CNY", balance=-123_450)
-        merchant = Account(kind=AccountKind.MERCHANT, owner=MERCHANT, currency="CNY", balance=123_450)
-        session.add_all([clearing, merchant])
-        session.flush()
-        at = datetime(2024, 5, 1, 2, 0, tzinfo=timezone.utc)
-        session.add(Transfer(id="tr_settle", kind=TransferKind.FUNDING, currency="CNY", amount=123_450,
-                             description="Opening float", created_at=at))
-        session.flush()
-        session.add_all([
-            Posting(transfer_id="tr_settle", account_id=clearing.id, currency="CNY", amount=-123_450, created_at=at),
-            Posting(transfer_id="tr_settle", account_id=merchant.id, currency="CNY", amount=123_450, created_at=at),
-        ])
+        rows = Ledger(session)
+        clearing = rows.account(AccountKind.CLEARING, "rail:simulated")
+        merchant = rows.account(AccountKind.MERCHANT, MERCHANT)
+        rows.transfer(TransferKind.FUNDING, [(clearing, -123_450), (merchant, 123_450)], transfer_id="tr_settle",
+                      description="Opening float", at=datetime(2024, 5, 1, 2, 0, tzinfo=timezone.utc))
         return {"merchant_id": merchant.id}
 
 

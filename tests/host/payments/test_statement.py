@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime, timezone
 
 import pytest
 
 from host.db import get_database
-from host.payments.models import Account, AccountKind, Posting, Transfer, TransferKind
+from host.payments.models import Account, AccountKind, TransferKind
 from host.payments.statement import (
     DayOutOfRange, UnknownMerchant, UnknownTimeZone, day_bounds, render_text, statement, time_zone,
 )
+
+from .conftest import Ledger
 
 MERCHANT = "partner:CITYPOWER"
 
@@ -23,17 +24,7 @@ def utc(*parts: int) -> datetime:
 def post(session, kind: str, legs: list[tuple[Account, int]], at: datetime, *, refund_id: str | None = None,
          description: str = "") -> str:
     """Write one transfer and its postings at ``at``; move the balances; return its id."""
-    transfer = Transfer(id=f"tr_{uuid.uuid4().hex[:12]}", kind=kind, currency=legs[0][0].currency,
-                        amount=sum(a for _, a in legs if a > 0), refund_id=refund_id,
-                        description=description or kind, created_at=at)
-    session.add(transfer)
-    session.flush()
-    for account, amount in legs:
-        session.add(Posting(transfer_id=transfer.id, account_id=account.id, currency=account.currency,
-                            amount=amount, created_at=at))
-        account.balance += amount
-    session.flush()
-    return transfer.id
+    return Ledger(session).transfer(kind, legs, at=at, refund_id=refund_id, description=description or kind).id
 
 
 @pytest.fixture
