@@ -17,7 +17,6 @@ from canopy_sdk.errors import UnknownIntent
 from flask import Blueprint, current_app, render_template, request
 
 from .. import audit, db
-from ..db import utcnow
 from ..events import note_emitted
 from ..i18n import pick, request_locale
 from ..identity.services import verify_payment_pin
@@ -25,8 +24,8 @@ from ..identity.sessions import current_customer, login_customer_required
 from ..oauth.web import begin_write
 from ..problems import Problem
 from ..runtime.models import PluginRecord
-from . import intents, ledger
-from .models import AccountKind, IntentState, TransferKind
+from . import confirmation, intents, ledger
+from .models import AccountKind, IntentState
 from .money import format_amount
 
 bp = Blueprint("payments_confirm", __name__, template_folder="templates")
@@ -94,13 +93,10 @@ def show(intent_id: str):
 @bp.post("/pay/<intent_id>")
 @login_customer_required
 def confirm(intent_id: str):
-    """Check the PIN, ask the risk centre, then pay — all or nothing."""
-    from .risk import CHALLENGE, DENY, PaymentAttempt, assess, remember_device
-
+    """Check the PIN, then pay (:func:`confirmation.confirm`) — all or nothing."""
     customer = current_customer()
     customer_id, home_branch = customer.id, customer.branch_code
-    locale = request_locale()
-    en = locale.startswith("en")
+    en = request_locale().startswith("en")
     intent = _intent_for(customer_id, intent_id)
     if intent.state != IntentState.REQUIRES_CONFIRMATION:
         return _page(intent, status=409 if intent.state != IntentState.SUCCEEDED else 200)
@@ -117,44 +113,22 @@ def confirm(intent_id: str):
     begin_write()
     session = db.session()
     intent = _intent_for(customer_id, intent_id, lock=True)  # the intent first, then accounts in id order
-    if intents.expire_if_due(session, intent) or intent.state != IntentState.REQUIRES_CONFIRMATION:
-        session.commit()
-        note_emitted()
-        return _page(intent, status=200 if intent.state == IntentState.SUCCEEDED else 409)
-    plugin = session.get(PluginRecord, intent.plugin_id)
     device, _ = _device()
-    merchant_owner = ledger.merchant_owner(plugin.publisher_kind, plugin.publisher_id) if plugin else intent.plugin_id
-    verdict = assess(session, PaymentAttempt(
-        intent_id=intent.id, customer_id=customer_id, plugin_id=intent.plugin_id, merchant=merchant_owner,
-        branch_code=home_branch, amount=intent.amount, currency=intent.currency, device=device, at=utcnow()))
-    actor = f"customer:{customer_id}"
-    if verdict.decision == DENY:
-        intents.transition(session, intent, IntentState.FAILED, actor="risk", reason=verdict.reason,
-                           event="payment_intent.failed")
-        session.commit()
-        note_emitted()
-        audit.record("payment.denied", outcome=audit.DENIED, actor=customer_id, plugin_id=intent.plugin_id,
-                     detail={"intent": intent.id, "rule": verdict.rule})
-        return _page(intent, status=403, message=verdict.reason)
-    if verdict.decision == CHALLENGE and request.form.get("acknowledge") != "yes":
-        session.commit()  # the recorded verdicts stay; the intent still waits
-        return _page(intent, status=200, challenge=verdict.reason)
-
-    customer_account = ledger.customer_account(session, customer_id, intent.currency)
-    try:
-        transfer = ledger.post(session, kind=TransferKind.PAYMENT, currency=intent.currency, intent_id=intent.id,
-                               description=intent.description,
-                               legs=[ledger.Leg(customer_account.id, -intent.amount), ledger.Leg(intent.merchant_account_id, intent.amount)])
-    except ledger.InsufficientFunds:
-        session.rollback()
+    done = confirmation.confirm(session, intent, customer_id=customer_id, home_branch=home_branch, device=device,
+                                acknowledged=request.form.get("acknowledge") == "yes")
+    if done.outcome == confirmation.INSUFFICIENT:
         return _page(_intent_for(customer_id, intent_id), status=402,
                      message="Your balance is not enough for this payment." if en else "余额不足，无法完成支付。")
-    intent.customer_id = customer_id
-    intent.transfer_id = transfer.id
-    intents.transition(session, intent, IntentState.SUCCEEDED, actor=actor, event="payment_intent.succeeded")
-    remember_device(session, customer_id, device, utcnow())
-    session.commit()
+    session.commit()  # a denial, a challenge's verdicts and an expiry are kept too
     note_emitted()
-    audit.record("payment.confirmed", outcome=audit.SUCCESS, actor=customer_id, plugin_id=intent.plugin_id,
-                 detail={"intent": intent.id, "amount": intent.amount, "currency": intent.currency})
+    if done.outcome == confirmation.CLOSED:
+        return _page(intent, status=200 if intent.state == IntentState.SUCCEEDED else 409)
+    if done.outcome == confirmation.CHALLENGED:
+        return _page(intent, status=200, challenge=done.reason)
+    detail = {"intent": intent.id, "amount": intent.amount, "currency": intent.currency}
+    if done.outcome == confirmation.DENIED:
+        audit.record("payment.denied", outcome=audit.DENIED, actor=customer_id, plugin_id=intent.plugin_id,
+                     detail={"intent": intent.id, "rule": done.rule})
+        return _page(intent, status=403, message=done.reason)
+    audit.record("payment.confirmed", outcome=audit.SUCCESS, actor=customer_id, plugin_id=intent.plugin_id, detail=detail)
     return _page(intent)
