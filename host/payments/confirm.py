@@ -114,9 +114,11 @@ def confirm(intent_id: str):
     session = db.session()
     intent = _intent_for(customer_id, intent_id, lock=True)  # the intent first, then accounts in id order
     device, _ = _device()
-    done = confirmation.confirm(session, intent, customer_id=customer_id, home_branch=home_branch, device=device,
-                                acknowledged=request.form.get("acknowledge") == "yes")
-    if done.outcome == confirmation.INSUFFICIENT:
+    try:
+        done = confirmation.confirm(session, intent, customer_id=customer_id, home_branch=home_branch, device=device,
+                                    acknowledged=request.form.get("acknowledge") == "yes")
+    except ledger.InsufficientFunds:
+        session.rollback()
         return _page(_intent_for(customer_id, intent_id), status=402,
                      message="Your balance is not enough for this payment." if en else "余额不足，无法完成支付。")
     session.commit()  # a denial, a challenge's verdicts and an expiry are kept too

@@ -4,8 +4,9 @@
 (the confirmation page checks the payment PIN first): it locks the intent, records an expiry
 that is due, asks the risk centre, then posts the transfer and moves the intent to
 ``succeeded`` with its outbox event. The caller commits whatever it returns — a denial, the
-challenge's recorded verdicts and an expiry are written too — except after
-:data:`INSUFFICIENT`, where the transaction has been rolled back.
+challenge's recorded verdicts and an expiry are written too. When the customer's balance is
+too low it raises :class:`~host.payments.ledger.InsufficientFunds`, and the caller rolls back:
+nothing of the attempt stays.
 
 Locks are taken in one order everywhere (the intent row, then the accounts in id order), so
 confirmations and refunds never deadlock; confirming twice never pays twice, the second finds
@@ -32,8 +33,6 @@ CLOSED = "closed"
 DENIED = "denied"
 #: The risk centre asks the customer to acknowledge a warning first; the intent still waits.
 CHALLENGED = "challenged"
-#: The customer's balance is too low; nothing was written (the transaction was rolled back).
-INSUFFICIENT = "insufficient"
 
 
 @dataclass(frozen=True)
@@ -75,13 +74,9 @@ def confirm(session: Session, intent: PaymentIntent, *, customer_id: str, home_b
         return Confirmation(CHALLENGED, intent, verdict.reason, verdict.rule)
 
     paying = ledger.customer_account(session, customer_id, intent.currency)
-    try:
-        transfer = ledger.post(session, kind=TransferKind.PAYMENT, currency=intent.currency, intent_id=intent.id,
-                               description=intent.description,
-                               legs=[ledger.Leg(paying.id, -intent.amount), ledger.Leg(intent.merchant_account_id, intent.amount)])
-    except ledger.InsufficientFunds:
-        session.rollback()
-        return Confirmation(INSUFFICIENT, intent)
+    transfer = ledger.post(session, kind=TransferKind.PAYMENT, currency=intent.currency, intent_id=intent.id,
+                           description=intent.description,
+                           legs=[ledger.Leg(paying.id, -intent.amount), ledger.Leg(intent.merchant_account_id, intent.amount)])
     intent.customer_id = customer_id
     intent.transfer_id = transfer.id
     intents.transition(session, intent, IntentState.SUCCEEDED, actor=f"customer:{customer_id}",

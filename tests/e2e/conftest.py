@@ -19,13 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -34,13 +27,11 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from host.demo import CUSTOMERS
+from tests.live import LOW_ARGON2, LiveServer, ServerFailed, canopy, environment
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "plugins"
 SCREENSHOTS = ROOT / "test-results" / "screenshots"
-#: The console scripts of the interpreter running the tests (``.venv/bin``); not resolved,
-#: so a virtualenv's symlinked python keeps its own folder.
-BIN = Path(sys.executable).parent
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -53,7 +44,6 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 PHONE = {"width": 390, "height": 844}
-START_SECONDS = 60  # bounds a broken start only: gunicorn answers /healthz within seconds
 
 #: The demo customer the tests sign in as: 13800000001 / canopy-demo-1 (host/demo.py).
 CUSTOMER_PHONE, CUSTOMER_PASSWORD = CUSTOMERS[0][:2]
@@ -72,98 +62,24 @@ def _chromium_or_skip() -> str:
     return path
 
 
-@dataclass
-class LiveServer:
-    """A running ``canopy serve``: its base URL and where its output goes."""
-
-    url: str
-    instance: Path
-    log: Path
-
-    def __call__(self, path: str) -> str:
-        """The absolute URL of ``path`` on this server."""
-        return self.url + path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _environment(instance: Path) -> dict[str, str]:
-    # Only our settings: a CANOPY_* variable of the developer's shell must not reach the server.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CANOPY_")}
-    env.update(
-        CANOPY_INSTANCE_PATH=str(instance),
-        CANOPY_PLUGIN_PATHS=str(PLUGINS),
-        CANOPY_LOAD_ENTRY_POINTS="false",
-        # Real Argon2id, at the suite's low cost (host/demo.py hashes eight passwords).
-        CANOPY_ARGON2_TIME_COST="1",
-        CANOPY_ARGON2_MEMORY_KIB="8192",
-        CANOPY_ARGON2_PARALLELISM="1",
-        CANOPY_THREADS="4",
-        CANOPY_LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def _canopy(*args: str, env: dict[str, str], cwd: Path) -> None:
-    done = subprocess.run([str(BIN / "canopy"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        pytest.fail(f"canopy {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}", pytrace=False)
-
-
-def _healthy(url: str) -> bool:
-    # No proxy: a proxy from the environment must never see a request meant for 127.0.0.1.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url + "/healthz", timeout=2) as response:
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop gunicorn's master and workers: TERM to the process group, KILL if it lingers."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory) -> LiveServer:
     """Canopy with the demo seeded, served by gunicorn (one worker) on a free port."""
     home = tmp_path_factory.mktemp("e2e")
     instance = home / "instance"
-    env = _environment(instance)
-    for command in (["init-instance"], ["db", "upgrade"], ["demo"]):
-        _canopy(*command, env=env, cwd=home)
-    port = _free_port()
-    server = LiveServer(url=f"http://127.0.0.1:{port}", instance=instance, log=home / "server.log")
-    with server.log.open("wb") as log:
-        process = subprocess.Popen(
-            [str(BIN / "canopy"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    env = environment(CANOPY_INSTANCE_PATH=str(instance), CANOPY_PLUGIN_PATHS=str(PLUGINS),
+                      CANOPY_LOAD_ENTRY_POINTS="false", CANOPY_THREADS="4", CANOPY_LOG_LEVEL="WARNING", **LOW_ARGON2)
+    server = LiveServer(env, home, workers=1)
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while not _healthy(server.url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                state = f"exited with {process.returncode}" if process.poll() is not None else "not answering"
-                pytest.fail(f"canopy serve {state} on {server.url}:\n{server.log.read_text(errors='replace')[-4000:]}",
-                            pytrace=False)
-            time.sleep(0.1)
+        for command in (["init-instance"], ["db", "upgrade"], ["demo"]):
+            canopy(*command, env=env, cwd=home)
+        server.start()
+    except ServerFailed as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
         yield server
     finally:
-        _stop(process)
+        server.stop()
 
 
 @pytest.fixture(scope="session")
