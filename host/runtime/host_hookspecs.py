@@ -32,3 +32,15 @@ def canopy_risk_rules() -> list:
     Results of all implementations are combined; a name contributed twice is an error.
     Only the host's trusted extensions implement this: mini-programs may not.
     """
+
+
+@hookspec(firstresult=True)
+def canopy_payment_rail():
+    """Return the core-banking rail that customers' money comes from (the first answer wins).
+
+    Called when money enters the ledger (a top-up). The answer has a ``name`` and
+    ``debit(customer_id, amount, currency, reference) -> str`` (see
+    :class:`host.payments.rails.PaymentRail`). The host's default plugin answers last with the
+    simulated rail; the bank's extension registered beside it answers first. Only the host's
+    trusted extensions implement this: mini-programs may not.
+    """

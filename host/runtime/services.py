@@ -30,7 +30,7 @@ from .storage import PluginStorage
 log = logging.getLogger("canopy.runtime")
 
 #: The host's own features, registered as plugins on the same manager.
-DEFAULT_PLUGINS = ("host.oauth.default_scopes", "host.payments.risk.default_rules")
+DEFAULT_PLUGINS = ("host.oauth.default_scopes", "host.payments.risk.default_rules", "host.payments.rails")
 
 
 def _accepting(function: Callable[..., Any], accepts: tuple[str, ...], offered: tuple[str, ...]) -> Callable[..., Any]:

@@ -89,14 +89,14 @@ def _write_shop(root: Path, plugin_id: str, branch: str) -> None:
 def _add_poor_customers(session) -> None:
     from host.identity import services
     from host.identity.models import Customer
-    from host.payments import ledger
+    from host.payments import rails
 
     for phone, password, pin in POOR:
         customer = Customer(phone=phone, password_hash=services.hasher().hash(password), nickname=phone,
                             locale="zh-CN", branch_code="SH001", pin_hash=services.hasher().hash(pin))
         session.add(customer)
         session.flush()
-        ledger.fund(session, customer.id, POOR_FUNDS, "CNY", description="bank test top-up (simulated rail)")
+        rails.top_up(session, customer.id, POOR_FUNDS, "CNY")
 
 
 def _risk_rules_off(session) -> None:
