@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= 2
 export CANOPY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test test-sqlite test-postgres test-e2e bench clean
+.PHONY: help install browser run test test-sqlite test-postgres test-e2e bench translations clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ run: install ## Set up the embedded SQLite instance, seed the demo and serve on 
 	@$(VENV)/bin/canopy demo-sign-ins
 	@echo ""
 	$(VENV)/bin/canopy serve --host $(HOST) --port $(PORT)
+
+translations: install ## Add new texts to every package's catalog (translations/<locale>/…/messages.po) and compile them
+	$(PY) -m host.catalogs update
+	$(PY) -m host.catalogs check
 
 test: install browser ## Run the whole suite on SQLite (browser tests included), then the database tests again on PostgreSQL
 	$(MAKE) --no-print-directory test-sqlite

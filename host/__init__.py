@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from . import db, identity, oauth, observability, payments, problems
+from . import db, i18n, identity, oauth, observability, payments, problems
 from .config import load_config, plugin_paths, require_secret
 from .runtime import PluginRuntime
 
@@ -30,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     database = db.init_app(app)
+    i18n.init_app(app)
     problems.init_app(app)
     observability.init_app(app)
     identity.init_app(app)
