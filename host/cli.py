@@ -253,9 +253,10 @@ def register_commands(app: Flask) -> None:
     """Attach the commands to ``app.cli`` (so ``flask --app host`` has them too)."""
     from .oauth.cli import oauth_group
     from .payments.cli import payments_group
+    from .worker import worker_command
 
     for command in (db_group, demo, demo_sign_ins, init_instance, plugins_group, storage_group, serve, oauth_group,
-                    payments_group):
+                    payments_group, worker_command):
         app.cli.add_command(command)
 
 

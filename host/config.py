@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     # Reverse proxies in front of the host whose X-Forwarded-For/-Proto to believe (0: none).
     # Client addresses (rate limits, audit) come from the closest untrusted hop.
     "TRUSTED_PROXIES": 0,
+    # Where outbox events are delivered: "inline" at the end of the request that wrote them
+    # (the embedded default), or "worker": requests only wake `canopy worker` (docs/operations.md).
+    "EVENTS_DELIVERY": "inline",
     "PAYMENTS_CURRENCIES": "CNY",  # comma-separated ISO 4217 codes intents may be created in
     # The session cookie: HTTPS only (browsers count 127.0.0.1 and localhost as secure), never
     # readable by scripts, not sent on cross-site subrequests, 30 minutes idle.
@@ -57,6 +60,10 @@ DEFAULTS: dict[str, Any] = {
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_KIB": 65536,
     "ARGON2_PARALLELISM": 4,
+    # The payment PIN key (HMAC-SHA256, see host/identity/pins.py): no default; unset, it is
+    # derived from SECRET_KEY. PIN_KEYS_OLD: earlier keys still accepted while rotating.
+    "PIN_KEY": None,
+    "PIN_KEYS_OLD": None,
     # OAuth: the issuer identifier is also the host's public base URL (DPoP htu, client
     # assertion aud, redirects). Production sets its https origin.
     "OAUTH_ISSUER": "http://127.0.0.1:8000",
@@ -174,3 +181,44 @@ def require_secret(config: Mapping[str, Any]) -> bytes:
             "or the instance file (canopy demo writes a random one for development)"
         )
     return str(secret).encode("utf-8")
+
+
+#: The shortest PIN key accepted, in characters (bytes for a key given as bytes), as for SECRET_KEY.
+PIN_KEY_MIN_LENGTH = 32
+
+
+def _pin_key_bytes(name: str, value: Any) -> bytes:
+    # The message never quotes the value: it is a secret.
+    if isinstance(value, bytes) and len(value) >= PIN_KEY_MIN_LENGTH:
+        return value
+    if isinstance(value, str) and len(value) >= PIN_KEY_MIN_LENGTH:
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+    raise ConfigError(f"{PREFIX}{name} must be a key of at least {PIN_KEY_MIN_LENGTH} characters")
+
+
+def pin_key_settings(config: Mapping[str, Any]) -> tuple[bytes | None, tuple[bytes, ...]]:
+    """Return ``PIN_KEY`` (None when unset: the PIN key is then derived from ``SECRET_KEY``)
+    and ``PIN_KEYS_OLD`` as bytes. Refuses a short key, a ``PIN_KEY`` equal to ``SECRET_KEY``
+    (it would not live apart) and old keys that are not a list of keys; the environment gives
+    that list as a JSON array (``CANOPY_PIN_KEYS_OLD='["…", "…"]'``)."""
+    raw = config.get("PIN_KEY")
+    current = None if raw in (None, "", b"") else _pin_key_bytes("PIN_KEY", raw)
+    secret = config.get("SECRET_KEY")
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8", "surrogatepass")
+    if current is not None and current == secret:
+        raise ConfigError(f"{PREFIX}PIN_KEY must differ from {PREFIX}SECRET_KEY (leave it unset to derive one from it)")
+    old = config.get("PIN_KEYS_OLD")
+    if isinstance(old, str):  # from the environment
+        try:
+            old = json.loads(old) if old.strip() else []
+        except ValueError:
+            raise ConfigError(f"{PREFIX}PIN_KEYS_OLD must be a JSON array of keys") from None
+    if old is None:
+        old = []
+    if not isinstance(old, (list, tuple)):
+        raise ConfigError(f"{PREFIX}PIN_KEYS_OLD must be a list of keys")
+    return current, tuple(_pin_key_bytes("PIN_KEYS_OLD", key) for key in old)

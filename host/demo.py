@@ -16,7 +16,7 @@ from .config import INSTANCE_FILE
 from .runtime.models import PluginVersion
 from .runtime.registry import approve_scopes
 from .identity import services
-from .identity.models import Customer, PartnerDeveloper, PartnerOrg, Staff, StaffRole
+from .identity.models import Customer, PartnerDeveloper, PartnerOrg, Staff, StaffRole, new_id
 from .storefront.models import Branch, Installation
 
 BRANCHES = [
@@ -105,8 +105,8 @@ DEMO_BALANCE = 1_000_000
 
 
 def _fund_customers(session: Session) -> int:
-    """Top up each demo customer who has never been funded, through the simulated rail."""
-    from .payments import ledger
+    """Top up each demo customer who has never been funded, through the rail (the simulated one, unless the bank registered its own)."""
+    from .payments import rails
     from .payments.models import Account, AccountKind
 
     funded = 0
@@ -116,18 +116,20 @@ def _fund_customers(session: Session) -> int:
         has_account = session.scalar(select(Account.id).where(Account.kind == AccountKind.CUSTOMER,
                                                               Account.owner == customer.id, Account.currency == "CNY"))
         if has_account is None:
-            ledger.fund(session, customer.id, DEMO_BALANCE, "CNY", description="demo top-up (simulated rail)")
+            rails.top_up(session, customer.id, DEMO_BALANCE, "CNY")
             funded += 1
     return funded
 
 
 def _seed_people(session: Session) -> int:
-    hasher = services.hasher()
+    hasher, pins = services.hasher(), services.pin_hasher()
     added = 0
     for phone, password, pin, nickname, locale, branch in CUSTOMERS:
         if session.scalar(select(Customer).where(Customer.phone == phone)) is None:
-            session.add(Customer(phone=phone, password_hash=hasher.hash(password), pin_hash=hasher.hash(pin),
-                                 nickname=nickname, locale=locale, branch_code=branch))
+            customer_id = new_id()  # the PIN's value is bound to the customer's id
+            session.add(Customer(id=customer_id, phone=phone, password_hash=hasher.hash(password),
+                                 pin_hash=pins.hash(customer_id, pin), nickname=nickname, locale=locale,
+                                 branch_code=branch))
             added += 1
     for username, name, role, branch in STAFF:
         if session.scalar(select(Staff).where(Staff.username == username)) is None:

@@ -1,16 +1,30 @@
 """Write events in the business transaction; deliver them after it commits.
 
 :func:`emit` adds an :class:`~host.events.models.OutboxEvent` to the caller's session, so an
-event exists exactly when its change was committed. :func:`deliver_pending` then calls each
-in-process plugin's ``canopy_on_event`` (through the runtime: budget, bulkhead, error
-isolation) and marks what was delivered; what failed stays pending with its error and is
-tried again on the next delivery (at least once; plugins deduplicate by ``event.id``).
-Partner back ends will get webhooks from the same table.
+event exists exactly when its change was committed. :func:`deliver_batch` then delivers what
+is due, in three steps:
+
+1. **Claim** (one short write transaction): up to ``limit`` due events of plugins loaded here
+   are selected ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; on SQLite writers take turns anyway)
+   and their ``next_attempt_at`` is pushed past the time the batch may take. Another
+   deliverer — a second worker, or a request delivering inline — skips them, so two never
+   deliver one event at the same time.
+2. **Deliver**, outside any transaction: each in-process plugin's ``canopy_on_event``, through
+   the runtime (budget, bulkhead, error isolation).
+3. **Record** each outcome in a write transaction of its own: delivered, or failed with its
+   error and due again after :func:`retry_delay` — or given up after :data:`MAX_ATTEMPTS`, left
+   visible with ``last_error``.
+
+Delivery is **at least once**: a deliverer that dies between steps 2 and 3 leaves its claim to
+expire and the event is delivered again, so plugins deduplicate by ``event.id``. Partner back
+ends will get webhooks from the same table.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from canopy_sdk.types import BranchInfo, Event
@@ -18,19 +32,29 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..db import Database, utcnow
+from ..runtime.invoke import ERROR, MISSING, Outcome
 from ..runtime.registry import get_version
 from .models import OutboxEvent
 
 log = logging.getLogger("canopy.events")
-#: At most this many events are delivered per call of :func:`deliver_pending`.
+HOOK = "canopy_on_event"
+#: At most this many events are claimed by one call of :func:`deliver_batch`.
 BATCH = 100
+#: Attempts after which an event is given up (``next_attempt_at`` cleared, ``last_error`` kept).
+MAX_ATTEMPTS = 10
+#: The wait after the second failed attempt; it doubles with each further one, up to :data:`RETRY_CAP`.
+RETRY_BASE = timedelta(seconds=30)
+RETRY_CAP = timedelta(hours=1)
+#: A claim lasts this long plus the hook's budget for each claimed event.
+CLAIM_MARGIN = timedelta(seconds=60)
 
 
 def emit(session: Session, type_: str, *, plugin_id: str, payload: dict[str, Any], customer_id: str | None = None,
          branch_code: str | None = None) -> OutboxEvent:
-    """Add an event for ``plugin_id`` to the outbox, in the caller's transaction."""
+    """Add an event for ``plugin_id`` to the outbox, in the caller's transaction (due at once)."""
+    now = utcnow()
     event = OutboxEvent(type=type_, plugin_id=plugin_id, customer_id=customer_id, branch_code=branch_code,
-                        payload=payload, created_at=utcnow(), attempts=0)
+                        payload=payload, created_at=now, attempts=0, next_attempt_at=now)
     session.add(event)
     return event
 
@@ -42,30 +66,106 @@ def public_event(row: OutboxEvent, subject: str | None) -> Event:
                  branch=row.branch_code, customer=subject)
 
 
-def deliver_pending(runtime, database: Database, *, plugin_id: str | None = None, limit: int = BATCH) -> int:
-    """Deliver up to ``limit`` pending events to their loaded in-process plugins; return how many
-    were delivered. Events of plugins not loaded here stay pending."""
-    with database.transaction() as session:
-        query = select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None)).order_by(OutboxEvent.id).limit(limit)
-        if plugin_id is not None:
-            query = query.where(OutboxEvent.plugin_id == plugin_id)
-        rows = [row for row in session.scalars(query) if row.plugin_id in runtime.plugins]
-        approved = {name: get_version(session, name).approved_scopes for name in {row.plugin_id for row in rows}}
+def retry_delay(attempts: int) -> timedelta | None:
+    """How long an event that has failed ``attempts`` times waits before its next attempt, or
+    None when it is given up. The first retry is at once (most failures are a busy plugin);
+    then 30 s, 1 min, 2 min, … doubling up to an hour."""
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    if attempts <= 1:
+        return timedelta(0)
+    return min(RETRY_BASE * 2 ** (attempts - 2), RETRY_CAP)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one call of :func:`deliver_batch` did."""
+
+    claimed: int = 0
+    delivered: int = 0
+    failed: int = 0  #: failed and due again later
+    given_up: int = 0  #: failed for the last time
+
+    def __add__(self, other: "Delivery") -> "Delivery":
+        return Delivery(self.claimed + other.claimed, self.delivered + other.delivered, self.failed + other.failed,
+                        self.given_up + other.given_up)
+
+
+def claim(runtime, database: Database, *, plugin_id: str | None = None,
+          limit: int = BATCH) -> tuple[list[OutboxEvent], dict[str, list[str]]]:
+    """Claim up to ``limit`` due events of plugins loaded here (oldest first); return them
+    (detached) with each plugin's approved scopes. Events of plugins not loaded here are left
+    for a deliverer that has them."""
+    loaded = [name for name in runtime.plugins if plugin_id is None or name == plugin_id]
+    if not loaded or limit < 1:
+        return [], {}
+    now = utcnow()
+    with database.transaction(write=True) as session:
+        # SKIP LOCKED: rows another deliverer is claiming are left to it rather than waited
+        # for; SQLite ignores the clause (its write lock already makes claims take turns).
+        query = (select(OutboxEvent).where(OutboxEvent.next_attempt_at <= now, OutboxEvent.plugin_id.in_(loaded))
+                 .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True))
+        rows = list(session.scalars(query))
+        if not rows:
+            return [], {}
+        until = now + CLAIM_MARGIN + timedelta(seconds=runtime.invoker.budget(HOOK) * len(rows))
+        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([row.id for row in rows]))
+                        .values(next_attempt_at=until).execution_options(synchronize_session=False))
+        approved = {name: list(get_version(session, name).approved_scopes) for name in {row.plugin_id for row in rows}}
         session.expunge_all()
-    delivered = 0
+    return rows, approved
+
+
+def deliver_batch(runtime, database: Database, *, plugin_id: str | None = None, limit: int = BATCH) -> Delivery:
+    """Claim up to ``limit`` due events, deliver each to its in-process plugin and record the outcome."""
+    rows, approved = claim(runtime, database, plugin_id=plugin_id, limit=limit)
+    delivered = failed = given_up = 0
     for row in rows:
+        outcome = _deliver(runtime, row, approved[row.plugin_id])
+        result = _record(database, row, outcome)
+        delivered += result == "delivered"
+        failed += result == "failed"
+        given_up += result == "given up"
+    return Delivery(len(rows), delivered, failed, given_up)
+
+
+def deliver_pending(runtime, database: Database, *, plugin_id: str | None = None, limit: int = BATCH) -> int:
+    """Deliver up to ``limit`` due events (see :func:`deliver_batch`); return how many were delivered."""
+    return deliver_batch(runtime, database, plugin_id=plugin_id, limit=limit).delivered
+
+
+def _deliver(runtime, row: OutboxEvent, approved_scopes: list[str]) -> Outcome:
+    try:
         branch = row.branch_code or "HQ"
         ctx = runtime.context(row.plugin_id, branch=BranchInfo(code=branch, name=branch), locale="zh-CN",
-                              approved_scopes=approved[row.plugin_id], customer_id=row.customer_id)
-        outcome = runtime.event(ctx, public_event(row, ctx.customer.subject if ctx.customer else None))
-        values: dict[str, Any] = {"attempts": OutboxEvent.attempts + 1}
-        if outcome.ok:
-            values["delivered_at"] = utcnow()
-            delivered += 1
+                              approved_scopes=approved_scopes, customer_id=row.customer_id)
+        return runtime.event(ctx, public_event(row, ctx.customer.subject if ctx.customer else None))
+    except Exception as exc:  # noqa: BLE001 - e.g. the plugin was refused meanwhile: a failed attempt, recorded
+        return Outcome(row.plugin_id, HOOK, ERROR, error=exc)
+
+
+def _record(database: Database, row: OutboxEvent, outcome: Outcome) -> str:
+    """Write the attempt's outcome; return ``delivered``, ``failed`` or ``given up``."""
+    now = utcnow()
+    attempts = row.attempts + 1
+    values: dict[str, Any] = {"attempts": OutboxEvent.attempts + 1}
+    # A plugin without canopy_on_event has nothing to be told: its events are done.
+    if outcome.ok or outcome.status == MISSING:
+        values.update(delivered_at=now, next_attempt_at=None)
+        result = "delivered"
+    else:
+        error = outcome.error.__class__.__name__ if outcome.error else ""
+        values["last_error"] = f"{outcome.status}: {error}"[:200]
+        delay = retry_delay(attempts)
+        values["next_attempt_at"] = None if delay is None else now + delay
+        result = "failed" if delay is not None else "given up"
+        if delay is None:
+            log.error("event %s for %s given up after %d attempts (%s)", row.id, row.plugin_id, attempts, outcome.status,
+                      extra={"plugin": row.plugin_id, "event": row.id})
         else:
-            values["last_error"] = f"{outcome.status}: {outcome.error.__class__.__name__ if outcome.error else ''}"[:200]
-            log.warning("event %s for %s not delivered (%s)", row.id, row.plugin_id, outcome.status)
-        with database.transaction(write=True) as session:
-            session.execute(update(OutboxEvent).where(OutboxEvent.id == row.id, OutboxEvent.delivered_at.is_(None))
-                            .values(**values))
-    return delivered
+            log.warning("event %s for %s not delivered (%s); next attempt in %d s", row.id, row.plugin_id,
+                        outcome.status, delay.total_seconds(), extra={"plugin": row.plugin_id, "event": row.id})
+    with database.transaction(write=True) as session:
+        session.execute(update(OutboxEvent).where(OutboxEvent.id == row.id, OutboxEvent.delivered_at.is_(None))
+                        .values(**values))
+    return result

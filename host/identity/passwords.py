@@ -1,4 +1,5 @@
-"""Password and PIN hashing with Argon2id.
+"""Password hashing with Argon2id. (Payment PINs are keyed HMACs, :mod:`.pins`; this also
+checks the Argon2 PIN hashes that earlier versions stored, until each is replaced.)
 
 Parameters come from the configuration (``ARGON2_TIME_COST``, ``ARGON2_MEMORY_KIB``,
 ``ARGON2_PARALLELISM``; RFC 9106's low-memory profile by default). A stored hash

@@ -3,7 +3,8 @@
 Every attempt is audited (success and failure) without the secret. After
 ``MAX_FAILED_ATTEMPTS`` wrong passwords an account is locked for ``LOCKOUT``; a
 wrong payment PIN counts apart from the password. The account row is locked while
-an attempt is checked, so concurrent wrong guesses are all counted.
+an attempt is checked, so concurrent wrong guesses are all counted. Passwords are
+Argon2id hashes (:mod:`.passwords`); payment PINs are keyed HMACs (:mod:`.pins`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .. import audit
 from ..db import get_database, utcnow
 from .models import Customer, PartnerDeveloper, Staff, _Lockable
 from .passwords import Hasher
+from .pins import PinHasher, PinKeyring
 
 MAX_FAILED_ATTEMPTS = 5
 LOCKOUT = timedelta(minutes=15)
@@ -52,6 +54,17 @@ def hasher() -> Hasher:
     found = app.extensions.get("canopy.hasher")
     if found is None:
         found = app.extensions["canopy.hasher"] = Hasher(app.config)
+    return found
+
+
+def pin_hasher() -> PinHasher:
+    """The app's payment PIN hasher (its keys from ``PIN_KEY``, or ``SECRET_KEY``, and
+    ``PIN_KEYS_OLD``). Raises :class:`~host.config.ConfigError` when no key is configured."""
+    app = current_app
+    found = app.extensions.get("canopy.pin_hasher")
+    if found is None:
+        found = PinHasher(PinKeyring.from_config(app.config), legacy=hasher)
+        app.extensions["canopy.pin_hasher"] = found
     return found
 
 
@@ -131,21 +144,38 @@ def sign_in_developer(email: str, password: str) -> PartnerDeveloper:
     return _sign_in(PartnerDeveloper, PartnerDeveloper.email, email, password, "developer.sign_in")
 
 
+def _find_customer(session, customer_id: str) -> Customer:
+    """The customer row, locked for this transaction; LookupError when there is none."""
+    customer = None if not isinstance(customer_id, str) or _names_no_one(customer_id) else session.scalar(
+        select(Customer).where(Customer.id == customer_id).with_for_update())
+    if customer is None:
+        raise LookupError(f"no customer {customer_id!r}")
+    return customer
+
+
 def verify_payment_pin(customer_id: str, pin: str) -> PinCheck:
     """Step-up: check the customer's payment PIN (kept apart from the password).
 
     Five wrong PINs lock payments for 30 minutes. Every check is audited, never the PIN.
+    A right PIN stored with an old key (or as an Argon2 hash of an earlier version) is
+    stored again with the current key, in the same transaction. A stored value that cannot
+    be checked at all (made with a key this host lacks, or malformed) is logged and fails
+    without counting an attempt: no PIN could pass it, so there is nothing to guess.
     """
+    pins = pin_hasher()  # a missing key is a ConfigError before anything is counted
+    problem, rehashed = None, False
     with get_database().transaction(write=True) as session:
-        customer = None if not isinstance(customer_id, str) or _names_no_one(customer_id) else session.scalar(
-            select(Customer).where(Customer.id == customer_id).with_for_update())
-        if customer is None:
-            raise LookupError(f"no customer {customer_id!r}")
+        customer = _find_customer(session, customer_id)
         if _is_locked(customer.pin_locked_until):
             result = PinCheck(False, locked=True)
-        elif isinstance(pin, str) and customer.pin_hash and hasher().verify(customer.pin_hash, pin)[0]:
+        elif (checked := pins.verify(customer.id, customer.pin_hash, pin)).matches:
             customer.pin_failed_attempts = 0
+            if checked.rehashed:
+                customer.pin_hash, rehashed = checked.rehashed, True
             result = PinCheck(True, attempts_left=MAX_FAILED_ATTEMPTS)
+        elif checked.problem:
+            problem = checked.problem
+            result = PinCheck(False, attempts_left=max(MAX_FAILED_ATTEMPTS - customer.pin_failed_attempts, 0))
         else:
             customer.pin_failed_attempts += 1
             left = MAX_FAILED_ATTEMPTS - customer.pin_failed_attempts
@@ -154,5 +184,26 @@ def verify_payment_pin(customer_id: str, pin: str) -> PinCheck:
                 customer.pin_failed_attempts = 0
             result = PinCheck(False, locked=left <= 0, attempts_left=max(left, 0))
     outcome = audit.SUCCESS if result.ok else (audit.DENIED if result.locked else audit.FAILURE)
-    audit.record("customer.payment_pin", outcome=outcome, actor=customer_id, detail={"locked": result.locked})
+    detail: dict = {"locked": result.locked}
+    if rehashed:
+        detail["rehashed"] = True
+    if problem:
+        detail["problem"] = problem
+    audit.record("customer.payment_pin", outcome=outcome, actor=customer_id, detail=detail)
     return result
+
+
+def set_payment_pin(customer_id: str, pin: str) -> None:
+    """Give the customer a new payment PIN (six digits; :class:`~.pins.InvalidPin` otherwise),
+    stored with the current key, and lift any PIN lock. Audited, never the PIN.
+
+    This is what a PIN reset ends with, after the bank has checked who the customer is; it
+    checks nothing itself.
+    """
+    pins = pin_hasher()
+    with get_database().transaction(write=True) as session:
+        customer = _find_customer(session, customer_id)
+        customer.pin_hash = pins.hash(customer.id, pin)
+        customer.pin_failed_attempts = 0
+        customer.pin_locked_until = None
+    audit.record("customer.payment_pin_set", outcome=audit.SUCCESS, actor=customer_id)

@@ -1,4 +1,5 @@
-"""``canopy payments …``: the ledger's merchant statements and reconciliation."""
+"""``canopy payments …``: the ledger's merchant statements and reconciliation, and housekeeping
+(recording expiries, purging old idempotency keys) for when no ``canopy worker`` runs it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import click
 from flask.cli import with_appcontext
 
 from ..db import get_database
+from . import sweep
+from .idempotency import KEEP
 from .invariants import report, snapshot
 from .statement import BANK_TIME_ZONE, StatementError, UnknownMerchant, UnknownTimeZone, render_text, statement, time_zone
 
-payments_group = click.Group("payments", help="The ledger: merchant statements and reconciliation.")
+payments_group = click.Group("payments", help="The ledger: merchant statements and reconciliation; housekeeping.")
 
 
 @payments_group.command("check")
@@ -61,3 +64,22 @@ def statement_command(merchant: str, day: datetime, tz: str, output: str) -> Non
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         click.echo(render_text(result))
+
+
+@payments_group.command("expire")
+@click.option("--limit", default=sweep.BATCH, show_default=True, type=click.IntRange(min=1),
+              help="Expire at most this many intents.")
+@with_appcontext
+def expire_command(limit: int) -> None:
+    """Record the expiry (transition and event) of intents not confirmed in time; print how many."""
+    expired = sweep.expire_due(get_database(), limit=limit)
+    click.echo(f"expired {expired} payment intent{'' if expired == 1 else 's'}")
+
+
+@payments_group.command("purge-keys")
+@with_appcontext
+def purge_keys_command() -> None:
+    """Delete idempotency records past their keeping time; print how many."""
+    removed = sweep.purge_keys(get_database())
+    hours = int(KEEP.total_seconds() // 3600)
+    click.echo(f"removed {removed} idempotency key{'' if removed == 1 else 's'} older than {hours} hours")

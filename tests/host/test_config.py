@@ -198,3 +198,67 @@ def test_zero_is_allowed_only_where_it_means_something(tmp_path):
     assert load_config({"INSTANCE_PATH": str(tmp_path)}, environ={"CANOPY_TRUSTED_PROXIES": "0"})["TRUSTED_PROXIES"] == 0
     with pytest.raises(ConfigError, match="PLUGIN_POOL_SIZE"):
         load_config({"INSTANCE_PATH": str(tmp_path)}, environ={"CANOPY_PLUGIN_POOL_SIZE": "0"})
+
+
+# --- the payment PIN key ------------------------------------------------------------------
+
+PIN_KEY = "a-payment-pin-key-for-the-tests-0123456789"
+OLD_PIN_KEY = "an-older-payment-pin-key-for-tests-0123456789"
+
+
+def pin_keys(config):
+    from host.config import pin_key_settings
+
+    return pin_key_settings(config)
+
+
+def test_the_pin_key_has_no_default(tmp_path):
+    config = load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})
+    assert (config["PIN_KEY"], config["PIN_KEYS_OLD"]) == (None, None)
+    assert pin_keys(config) == (None, ())  # derived from SECRET_KEY, never a built-in value
+
+
+def test_the_pin_keys_come_from_the_environment_with_old_keys_as_a_json_array(tmp_path):
+    environ = {"CANOPY_PIN_KEY": PIN_KEY, "CANOPY_PIN_KEYS_OLD": f'["{OLD_PIN_KEY}"]'}
+    config = load_config({"INSTANCE_PATH": str(tmp_path)}, environ=environ)
+    assert pin_keys(config) == (PIN_KEY.encode(), (OLD_PIN_KEY.encode(),))
+
+
+def test_the_pin_keys_come_from_the_instance_file(tmp_path):
+    write_instance_file(tmp_path, f'PIN_KEY = "{PIN_KEY}"\nPIN_KEYS_OLD = ["{OLD_PIN_KEY}"]\n')
+    config = load_config({"INSTANCE_PATH": str(tmp_path)}, environ={})
+    assert pin_keys(config) == (PIN_KEY.encode(), (OLD_PIN_KEY.encode(),))
+
+
+def test_an_empty_pin_key_is_unset():
+    assert pin_keys({"PIN_KEY": "", "PIN_KEYS_OLD": ""}) == (None, ())
+
+
+@pytest.mark.parametrize(
+    ("config", "name"),
+    [
+        ({"PIN_KEY": "x" * 31}, "CANOPY_PIN_KEY"),
+        ({"PIN_KEY": b"x" * 31}, "CANOPY_PIN_KEY"),
+        ({"PIN_KEY": 12345678901234567890123456789012345}, "CANOPY_PIN_KEY"),
+        ({"PIN_KEY": "\ud800" * 40}, "CANOPY_PIN_KEY"),
+        ({"PIN_KEYS_OLD": ["x" * 31]}, "CANOPY_PIN_KEYS_OLD"),
+        ({"PIN_KEYS_OLD": [PIN_KEY, None]}, "CANOPY_PIN_KEYS_OLD"),
+        ({"PIN_KEYS_OLD": PIN_KEY}, "CANOPY_PIN_KEYS_OLD"),  # one key, not a list of them
+        ({"PIN_KEYS_OLD": '{"key": "x"}'}, "CANOPY_PIN_KEYS_OLD"),
+        ({"PIN_KEYS_OLD": {"key": PIN_KEY}}, "CANOPY_PIN_KEYS_OLD"),
+        ({"PIN_KEYS_OLD": 7}, "CANOPY_PIN_KEYS_OLD"),
+        ({"PIN_KEY": PIN_KEY, "SECRET_KEY": PIN_KEY}, "CANOPY_PIN_KEY"),
+    ],
+)
+def test_a_wrong_pin_key_is_a_config_error_that_does_not_quote_it(config, name):
+    with pytest.raises(ConfigError, match=name) as caught:
+        pin_keys(config)
+    for value in config.values():
+        assert not isinstance(value, str) or len(value) < 8 or value not in str(caught.value)
+
+
+def test_a_wrong_pin_key_stops_create_app(app_factory):
+    with pytest.raises(ConfigError, match="CANOPY_PIN_KEY"):
+        app_factory(PIN_KEY="too-short")
+    with pytest.raises(ConfigError, match="CANOPY_PIN_KEYS_OLD"):
+        app_factory(PIN_KEYS_OLD="not a json array")

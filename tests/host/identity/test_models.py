@@ -114,15 +114,16 @@ def test_the_demo_customers_exist_with_their_details(demo_app, row):
 
 
 def test_the_demo_customers_passwords_and_pins_verify(in_app, row):
-    hasher = services.hasher()
+    hasher, pins = services.hasher(), services.pin_hasher()
     for phone, password, pin, *_ in CUSTOMERS:
         found = row(Customer, phone=phone)
-        assert found.password_hash.startswith("$argon2id$") and found.pin_hash.startswith("$argon2id$")
+        # Passwords stay Argon2id; PINs are keyed HMACs bound to the customer.
+        assert found.password_hash.startswith("$argon2id$") and found.pin_hash.startswith("hmac-sha256$")
         assert password not in found.password_hash and pin not in found.pin_hash
         assert hasher.verify(found.password_hash, password)[0]
-        assert hasher.verify(found.pin_hash, pin)[0]
+        assert pins.verify(found.id, found.pin_hash, pin).matches
         assert not hasher.verify(found.password_hash, pin)[0]
-        assert not hasher.verify(found.pin_hash, password)[0]
+        assert not pins.verify(found.id, found.pin_hash, password).matches
         assert services.sign_in_customer(phone, password).id == found.id
         assert services.verify_payment_pin(found.id, pin).ok
 

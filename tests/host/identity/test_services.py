@@ -10,10 +10,12 @@ from datetime import timedelta
 import pytest
 
 from host.audit import DENIED, FAILURE, SUCCESS
+from host.config import ConfigError
 from host.db import utcnow
 from host.demo import CUSTOMERS, DEMO_PASSWORD, PARTNERS, STAFF
 from host.identity import services
 from host.identity.models import Customer, PartnerDeveloper, Staff
+from host.identity.pins import MALFORMED, UNKNOWN_KEY, InvalidPin, derive_key, key_id
 from host.identity.services import MAX_FAILED_ATTEMPTS, PinCheck, SignInFailed
 
 PHONE, PASSWORD, PIN = CUSTOMERS[0][:3]
@@ -396,6 +398,201 @@ def test_an_unknown_customer_raises_lookup_error(in_app, audit_log, unknown):
     with pytest.raises(LookupError):
         services.verify_payment_pin(unknown, PIN)
     assert audit_log("customer.payment_pin") == []
+
+
+# --- the PIN's keys: rotation, Argon2 values of earlier versions, keys this host lacks ------
+
+NEW_PIN_KEY = "the-banks-next-payment-pin-key-0123456789"
+
+
+def made_with(stored: str) -> str:
+    """The key id of a stored PIN value."""
+    assert stored.startswith("hmac-sha256$"), stored[:12]
+    return stored.split("$")[1]
+
+
+def test_a_pin_under_an_old_key_passes_and_is_stored_again_with_the_current_key(demo_app, app_factory, row, audit_log):
+    secret = demo_app.config["SECRET_KEY"]
+    before = row(Customer, phone=PHONE)
+    derived = key_id(derive_key(secret.encode()))
+    assert made_with(before.pin_hash) == derived  # seeded with the key derived from SECRET_KEY
+    with app_factory(PIN_KEY=NEW_PIN_KEY, PIN_KEYS_OLD=[secret]).app_context():
+        assert not services.verify_payment_pin(before.id, "000000").ok
+        assert row(Customer, phone=PHONE).pin_hash == before.pin_hash  # never on a failure
+        assert services.verify_payment_pin(before.id, PIN).ok
+        after = row(Customer, phone=PHONE)
+        assert made_with(after.pin_hash) == key_id(NEW_PIN_KEY.encode())
+        assert after.pin_failed_attempts == 0
+        assert services.verify_payment_pin(before.id, PIN).ok
+        assert row(Customer, phone=PHONE).pin_hash == after.pin_hash  # once, not at every check
+    with app_factory(PIN_KEY=NEW_PIN_KEY).app_context():  # the old key retired: this PIN has moved over
+        assert services.verify_payment_pin(before.id, PIN).ok
+    assert made_with(row(Customer, phone=OTHER_PHONE).pin_hash) == derived  # not checked yet, not touched
+    details = [event.detail for event in audit_log("customer.payment_pin")]
+    assert details == [{"locked": False}, {"locked": False, "rehashed": True}, {"locked": False}, {"locked": False}]
+
+
+def test_the_rehash_is_written_in_the_checks_transaction(demo_app, app_factory, row, monkeypatch):
+    before = row(Customer, phone=PHONE)
+    with app_factory(PIN_KEY=NEW_PIN_KEY, PIN_KEYS_OLD=[demo_app.config["SECRET_KEY"]]).app_context():
+        for _ in range(2):
+            services.verify_payment_pin(before.id, "000000")
+
+        def fail_after_the_check(ok, **kwargs):
+            if ok:
+                raise RuntimeError("the transaction fails after the right PIN was seen")
+            return PinCheck(ok, **kwargs)
+
+        monkeypatch.setattr(services, "PinCheck", fail_after_the_check)
+        with pytest.raises(RuntimeError):
+            services.verify_payment_pin(before.id, PIN)
+        after = row(Customer, phone=PHONE)
+        # Rolled back together: neither the new value nor the reset count was kept.
+        assert (after.pin_hash, after.pin_failed_attempts) == (before.pin_hash, 2)
+        monkeypatch.undo()
+        assert services.verify_payment_pin(before.id, PIN).ok
+        assert made_with(row(Customer, phone=PHONE).pin_hash) == key_id(NEW_PIN_KEY.encode())
+
+
+def test_a_legacy_argon2_pin_passes_and_is_stored_again_as_a_keyed_hmac(customer_id, row, change, audit_log):
+    legacy = services.hasher().hash(PIN)
+    assert legacy.startswith("$argon2id$")
+    change(Customer, {"phone": PHONE}, pin_hash=legacy)
+    assert services.verify_payment_pin(customer_id, "000000") == PinCheck(False, attempts_left=MAX_FAILED_ATTEMPTS - 1)
+    assert row(Customer, phone=PHONE).pin_hash == legacy
+    assert services.verify_payment_pin(customer_id, PIN).ok
+    stored = row(Customer, phone=PHONE).pin_hash
+    assert made_with(stored) == services.pin_hasher().keyring.current_id
+    assert services.verify_payment_pin(customer_id, PIN).ok
+    assert row(Customer, phone=PHONE).pin_hash == stored
+    assert [event.detail.get("rehashed") for event in audit_log("customer.payment_pin")] == [None, True, None]
+
+
+def test_wrong_pins_against_a_legacy_hash_still_lock(customer_id, row, change):
+    change(Customer, {"phone": PHONE}, pin_hash=services.hasher().hash(PIN))
+    for _ in range(MAX_FAILED_ATTEMPTS):
+        services.verify_payment_pin(customer_id, "000000")
+    assert services.verify_payment_pin(customer_id, PIN) == PinCheck(False, locked=True, attempts_left=0)
+    assert row(Customer, phone=PHONE).pin_hash.startswith("$argon2id$")
+
+
+def test_a_pin_made_with_a_key_this_host_lacks_fails_closed_is_logged_and_not_counted(
+        demo_app, app_factory, row, audit_log, caplog):
+    customer = row(Customer, phone=PHONE)
+    with app_factory(PIN_KEY=NEW_PIN_KEY).app_context(), caplog.at_level(logging.ERROR, logger="canopy.identity"):
+        for _ in range(MAX_FAILED_ATTEMPTS + 1):
+            assert services.verify_payment_pin(customer.id, PIN) == PinCheck(False, attempts_left=MAX_FAILED_ATTEMPTS)
+    after = row(Customer, phone=PHONE)
+    # Nothing could pass such a value, so nothing is counted and nothing is locked or rewritten.
+    assert (after.pin_hash, after.pin_failed_attempts, after.pin_locked_until) == (customer.pin_hash, 0, None)
+    errors = [record.getMessage() for record in caplog.records if record.name == "canopy.identity"]
+    assert len(errors) == MAX_FAILED_ATTEMPTS + 1
+    assert made_with(customer.pin_hash) in errors[0] and "PIN_KEYS_OLD" in errors[0] and customer.id in errors[0]
+    assert {(event.outcome, json.dumps(event.detail, sort_keys=True)) for event in audit_log("customer.payment_pin")} == {
+        (FAILURE, json.dumps({"locked": False, "problem": UNKNOWN_KEY}, sort_keys=True))}
+    with demo_app.app_context():  # the app that has the key still checks it
+        assert services.verify_payment_pin(customer.id, PIN).ok
+
+
+@pytest.mark.parametrize("stored", ["hmac-sha256$garbage", "hmac-sha256$0123456789ab$!!!$!!!", "x" * 200, "147258"])
+def test_a_malformed_stored_pin_fails_closed_without_counting(customer_id, row, change, audit_log, caplog, stored):
+    change(Customer, {"phone": PHONE}, pin_hash=stored)
+    with caplog.at_level(logging.ERROR, logger="canopy.identity"):
+        assert services.verify_payment_pin(customer_id, PIN) == PinCheck(False, attempts_left=MAX_FAILED_ATTEMPTS)
+    assert row(Customer, phone=PHONE).pin_failed_attempts == 0
+    assert any("malformed" in record.getMessage() for record in caplog.records)
+    [event] = audit_log("customer.payment_pin")
+    assert (event.outcome, event.detail) == (FAILURE, {"locked": False, "problem": MALFORMED})
+
+
+def test_an_unusable_value_does_not_hide_a_lock(customer_id, change):
+    change(Customer, {"phone": PHONE}, pin_hash="hmac-sha256$garbage", pin_locked_until=utcnow() + timedelta(minutes=5))
+    assert services.verify_payment_pin(customer_id, PIN) == PinCheck(False, locked=True, attempts_left=0)
+
+
+def test_without_any_key_the_check_is_a_config_error_before_anything_is_counted(demo_app, app_factory, row, audit_log):
+    customer_id = row(Customer, phone=PHONE).id
+    with app_factory(SECRET_KEY=None).app_context():
+        with pytest.raises(ConfigError, match="SECRET_KEY"):
+            services.verify_payment_pin(customer_id, PIN)
+    assert row(Customer, phone=PHONE).pin_failed_attempts == 0
+    assert audit_log("customer.payment_pin") == []
+
+
+def test_a_pin_key_of_its_own_survives_a_new_secret_key(demo_app, app_factory, row):
+    customer_id = row(Customer, phone=PHONE).id
+    with app_factory(PIN_KEY=NEW_PIN_KEY).app_context():
+        services.set_payment_pin(customer_id, "902746")
+    with app_factory(PIN_KEY=NEW_PIN_KEY, SECRET_KEY="a-rotated-secret-key-0123456789abcdef").app_context():
+        assert services.verify_payment_pin(customer_id, "902746").ok
+
+
+def test_concurrent_right_pins_under_an_old_key_all_pass_and_leave_one_good_value(demo_app, app_factory, row):
+    customer_id = row(Customer, phone=PHONE).id
+    app = app_factory(PIN_KEY=NEW_PIN_KEY, PIN_KEYS_OLD=[demo_app.config["SECRET_KEY"]])
+    start = threading.Barrier(4)
+    results, errors = [], []
+
+    def attempt() -> None:
+        with app.app_context():
+            start.wait()
+            try:
+                results.append(services.verify_payment_pin(customer_id, PIN).ok)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and results == [True] * 4
+    assert made_with(row(Customer, phone=PHONE).pin_hash) == key_id(NEW_PIN_KEY.encode())
+    with app_factory(PIN_KEY=NEW_PIN_KEY).app_context():
+        assert services.verify_payment_pin(customer_id, PIN).ok
+
+
+# --- setting a PIN ------------------------------------------------------------------------
+
+
+def test_setting_a_pin_replaces_it_and_lifts_the_lock(customer_id, row, audit_log):
+    for _ in range(MAX_FAILED_ATTEMPTS):
+        services.verify_payment_pin(customer_id, "000000")
+    services.set_payment_pin(customer_id, "902746")
+    customer = row(Customer, phone=PHONE)
+    assert (customer.pin_failed_attempts, customer.pin_locked_until) == (0, None)
+    assert made_with(customer.pin_hash) == services.pin_hasher().keyring.current_id
+    assert not services.verify_payment_pin(customer_id, PIN).ok
+    assert services.verify_payment_pin(customer_id, "902746").ok
+    [event] = audit_log("customer.payment_pin_set")
+    assert (event.outcome, event.actor, event.detail) == (SUCCESS, customer_id, {})
+
+
+@pytest.mark.parametrize("pin", ["12345", "1234567", "abcdef", "", "１２３４５６", 902746, None])
+def test_a_new_pin_must_be_six_digits(customer_id, row, audit_log, pin):
+    before = row(Customer, phone=PHONE).pin_hash
+    with pytest.raises(InvalidPin):
+        services.set_payment_pin(customer_id, pin)
+    assert row(Customer, phone=PHONE).pin_hash == before
+    assert audit_log("customer.payment_pin_set") == []
+
+
+@pytest.mark.parametrize("unknown", ["0" * 32, "", "\x00", None])
+def test_setting_the_pin_of_an_unknown_customer_raises_lookup_error(in_app, unknown):
+    with pytest.raises(LookupError):
+        services.set_payment_pin(unknown, "902746")
+
+
+def test_the_same_pin_is_stored_differently_for_each_customer_and_values_do_not_travel(in_app, row, change):
+    first, second = row(Customer, phone=PHONE).id, row(Customer, phone=OTHER_PHONE).id
+    services.set_payment_pin(first, "902746")
+    services.set_payment_pin(second, "902746")
+    first_value = row(Customer, phone=PHONE).pin_hash
+    assert first_value != row(Customer, phone=OTHER_PHONE).pin_hash
+    # Someone who can write the table copies the value of a PIN they know onto another customer.
+    change(Customer, {"phone": OTHER_PHONE}, pin_hash=first_value)
+    assert not services.verify_payment_pin(second, "902746").ok
+    assert row(Customer, phone=OTHER_PHONE).pin_failed_attempts == 1
 
 
 # --- nothing secret is written down -------------------------------------------------------

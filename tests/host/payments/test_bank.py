@@ -88,12 +88,13 @@ def _write_shop(root: Path, plugin_id: str, branch: str) -> None:
 
 def _add_poor_customers(session) -> None:
     from host.identity import services
-    from host.identity.models import Customer
+    from host.identity.models import Customer, new_id
     from host.payments import rails
 
     for phone, password, pin in POOR:
-        customer = Customer(phone=phone, password_hash=services.hasher().hash(password), nickname=phone,
-                            locale="zh-CN", branch_code="SH001", pin_hash=services.hasher().hash(pin))
+        customer = Customer(id=new_id(), phone=phone, password_hash=services.hasher().hash(password), nickname=phone,
+                            locale="zh-CN", branch_code="SH001")
+        customer.pin_hash = services.pin_hasher().hash(customer.id, pin)
         session.add(customer)
         session.flush()
         rails.top_up(session, customer.id, POOR_FUNDS, "CNY")

@@ -1,9 +1,9 @@
-"""``canopy payments check`` and ``canopy payments statement``: output, exit codes, bad options."""
+"""``canopy payments check|statement|expire|purge-keys``: output, exit codes, bad options."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -72,7 +72,7 @@ def test_check_with_an_unknown_option_is_a_usage_error(app):
 def test_the_payments_group_is_registered(app):
     result = run(app, "--help")
     assert result.exit_code == 0
-    assert "check" in result.stdout and "statement" in result.stdout
+    assert all(name in result.stdout for name in ("check", "statement", "expire", "purge-keys"))
 
 
 # -- statement ---------------------------------------------------------------------------
@@ -123,3 +123,57 @@ def test_statement_refuses_bad_options_naming_the_option(app, ledger, args, opti
     assert f"'{option}'" in result.stderr and says in result.stderr
     assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output  # a message, not a crash
     assert result.stdout == ""
+
+
+# -- expire and purge-keys -----------------------------------------------------------------
+
+
+def test_expire_records_due_intents_and_prints_how_many(pay_app):
+    from host.payments.models import IntentState
+
+    from .test_sweep import due_intent, expiry_of
+
+    due = [due_intent(pay_app) for _ in range(2)]
+    waiting = due_intent(pay_app, overdue=-timedelta(minutes=5))
+    result = run(pay_app, "expire")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "expired 2 payment intents\n"
+    assert [expiry_of(pay_app, intent_id)[:2] for intent_id in due] == [(IntentState.EXPIRED, 1)] * 2
+    assert expiry_of(pay_app, waiting)[0] == IntentState.REQUIRES_CONFIRMATION
+    assert run(pay_app, "expire").stdout == "expired 0 payment intents\n"
+
+
+def test_expire_takes_a_limit(pay_app):
+    from .test_sweep import due_intent
+
+    for _ in range(3):
+        due_intent(pay_app)
+    assert run(pay_app, "expire", "--limit", "1").stdout == "expired 1 payment intent\n"
+    assert run(pay_app, "expire", "--limit", "5").stdout == "expired 2 payment intents\n"
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "many"])
+def test_expire_refuses_a_bad_limit(app, limit):
+    result = run(app, "expire", "--limit", limit)
+    assert result.exit_code == 2 and "'--limit'" in result.stderr and limit in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_purge_keys_removes_old_keys_and_prints_how_many(app):
+    from sqlalchemy import select, update
+
+    from host.db import utcnow
+    from host.payments import idempotency
+    from host.payments.models import IdempotencyRecord
+
+    with get_database(app).transaction(write=True) as session:
+        for key in ("old-1", "old-2", "new"):
+            idempotency.once(session, "client:shop", key, "create_intent", {}, lambda: (201, {}))
+        session.execute(update(IdempotencyRecord).where(IdempotencyRecord.key.like("old-%"))
+                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+    result = run(app, "purge-keys")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "removed 2 idempotency keys older than 24 hours\n"
+    with get_database(app).transaction() as session:
+        assert list(session.scalars(select(IdempotencyRecord.key))) == ["new"]
+    assert run(app, "purge-keys").stdout == "removed 0 idempotency keys older than 24 hours\n"
