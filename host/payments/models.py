@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, event
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Base, UTCDateTime, utcnow
@@ -107,6 +107,9 @@ class PaymentIntent(Base):
     __table_args__ = (
         Index("ix_payment_intents_plugin_created", "plugin_id", "created_at"),
         Index("ix_payment_intents_customer_created", "customer_id", "created_at"),
+        # The worker's expiry sweep: only intents still awaiting confirmation, by when they expire.
+        Index("ix_payment_intents_due", "expires_at", postgresql_where=text("state = 'requires_confirmation'"),
+              sqlite_where=text("state = 'requires_confirmation'")),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refunds_within_amount"),
     )
