@@ -8,7 +8,8 @@ written in English, the source language; each other locale has
 
 ``python -m host.catalogs update`` (``make translations``) adds new messages to every ``.po``
 and compiles them; ``python -m host.catalogs check`` lists what is missing — a message without
-a translation, a fuzzy one, a ``.mo`` older than its ``.po`` — and exits 1 when anything is.
+a translation, a fuzzy one, a ``.mo`` older than its ``.po``, a text two catalogs translate
+differently (the app merges them, so one would silently win) — and exits 1 when anything is.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ def compile_catalog(translations: Path, locale: str) -> None:
     path.with_suffix(".mo").write_bytes(_mo_bytes(_read_po(path, locale)))
 
 
+def _hashable(value):
+    """A message's id or string; a plural's forms (a list when read from a ``.mo``) as a tuple."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
 def problems(translations: Path) -> list[str]:
     """What is wrong with the catalog in ``translations``, in words (empty when nothing)."""
     found = []
@@ -119,11 +125,26 @@ def problems(translations: Path) -> list[str]:
             found.append(f"{name}: not compiled (run make translations)")
             continue
         with mo.open("rb") as handle:
-            compiled = {m.id: m.string for m in read_mo(handle) if m.id}
-        wanted = {m.id: m.string for m in catalog if m.id and not m.fuzzy and m.string}
+            compiled = {_hashable(m.id): _hashable(m.string) for m in read_mo(handle) if m.id}
+        wanted = {_hashable(m.id): _hashable(m.string) for m in catalog if m.id and not m.fuzzy and m.string}
         if compiled != wanted:
             found.append(f"{mo.relative_to(translations.parent.parent)} is out of date (run make translations)")
     return found
+
+
+def conflicts(folders: list[Path]) -> list[str]:
+    """Texts that two catalogs translate differently, in words. The app merges every catalog into
+    one, so a text has one translation everywhere: the catalogs must agree on it (give texts that
+    mean different things different wording, or a context with ``pgettext``)."""
+    seen: dict[tuple, dict[str, object]] = {}
+    for folder in folders:
+        for locale in TRANSLATED:
+            for message in _read_po(po_path(folder, locale), locale):
+                if message.id and message.string and not message.fuzzy:
+                    key = (locale, message.context, _hashable(message.id))
+                    seen.setdefault(key, {})[str(folder.parent.name)] = _hashable(message.string)
+    return [f"{locale}: {message_id!r} is translated differently by " + ", ".join(f"{name} ({text!r})" for name, text in found.items())
+            for (locale, _, message_id), found in sorted(seen.items(), key=str) if len(set(found.values())) > 1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             update(folder)
         return 0
     if command[0] == "check":
-        found = [problem for folder in catalog_folders() for problem in problems(folder)]
+        folders = catalog_folders()
+        found = [problem for folder in folders for problem in problems(folder)] + conflicts(folders)
         print("\n".join(found) or "all catalogs complete and compiled")
         return 1 if found else 0
     print("usage: python -m host.catalogs update|check", file=sys.stderr)

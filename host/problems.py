@@ -12,16 +12,39 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, json, render_template, request
+from flask_babel import gettext, lazy_gettext
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .config import ConfigError
+from .i18n import request_locale
 
 log = logging.getLogger("canopy.http")
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
+
+#: Titles an error page shows in the reader's language (problem documents keep the English title,
+#: which programs may match on): HTTP's reason phrases and the titles the host's pages raise.
+#: Listed here so that the host's catalog holds them.
+PAGE_TITLES = (
+    lazy_gettext("Bad Request"), lazy_gettext("Unauthorized"), lazy_gettext("Forbidden"), lazy_gettext("Not Found"),
+    lazy_gettext("Method Not Allowed"), lazy_gettext("Not Acceptable"), lazy_gettext("Conflict"), lazy_gettext("Gone"),
+    lazy_gettext("Request Entity Too Large"), lazy_gettext("Content Too Large"),
+    lazy_gettext("Unsupported Media Type"), lazy_gettext("Unprocessable Entity"), lazy_gettext("Unprocessable Content"),
+    lazy_gettext("Too Many Requests"), lazy_gettext("Internal Server Error"), lazy_gettext("Bad Gateway"),
+    lazy_gettext("Service Unavailable"), lazy_gettext("Gateway Timeout"),
+    lazy_gettext("Authorization request not usable"), lazy_gettext("Body too large"), lazy_gettext("Changed meanwhile"),
+    lazy_gettext("Form expired"), lazy_gettext("Internal server error"), lazy_gettext("Invalid decision"),
+    lazy_gettext("Invalid request"), lazy_gettext("Mini-program busy"), lazy_gettext("Mini-program failed"),
+    lazy_gettext("Mini-program timed out"), lazy_gettext("No such branch"), lazy_gettext("No such mini-program"),
+    lazy_gettext("No such page"), lazy_gettext("No such payment"), lazy_gettext("No such plugin"),
+    lazy_gettext("Not allowed"), lazy_gettext("Not configured"), lazy_gettext("Not ready"), lazy_gettext("Not signed in"),
+    lazy_gettext("Nothing to withdraw"), lazy_gettext("Query parameter too long"), lazy_gettext("Request too large"),
+    lazy_gettext("Service unavailable"), lazy_gettext("Too many attempts"), lazy_gettext("Too many query parameters"),
+    lazy_gettext("Unknown branch"), lazy_gettext("Unsupported media type"),
+)
 
 
 class Problem(Exception):
@@ -65,13 +88,23 @@ def respond(problem: Problem) -> Response:
     if wants_json():
         response = Response(json.dumps(problem.to_dict(), ensure_ascii=False), status=problem.status, mimetype=PROBLEM_JSON)
     else:
-        html = render_template("error.html", problem=problem)
+        title, locale = _in_readers_language(problem)
+        html = render_template("error.html", problem=problem, title=title, locale=locale)
         response = Response(html, status=problem.status, mimetype="text/html")
     if problem.status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if problem.status == 405 and "allow" in problem.extra:
         response.headers["Allow"] = ", ".join(problem.extra["allow"])
     return response
+
+
+def _in_readers_language(problem: Problem) -> tuple[str, str]:
+    """The problem's title for an error page in the reader's language (the English one when the
+    catalogs have no translation), and that language."""
+    try:
+        return gettext(problem.title), request_locale()
+    except Exception:  # choosing the language may need the database: the very thing that may have failed
+        return problem.title, "en"
 
 
 def init_app(app: Flask) -> None:

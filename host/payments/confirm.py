@@ -15,6 +15,7 @@ import secrets
 
 from canopy_sdk.errors import UnknownIntent
 from flask import Blueprint, current_app, render_template, request
+from flask_babel import gettext, ngettext
 
 from .. import audit, db
 from ..events import note_emitted
@@ -96,7 +97,6 @@ def confirm(intent_id: str):
     """Check the PIN, then pay (:func:`confirmation.confirm`) — all or nothing."""
     customer = current_customer()
     customer_id, home_branch = customer.id, customer.branch_code
-    en = request_locale().startswith("en")
     intent = _intent_for(customer_id, intent_id)
     if intent.state != IntentState.REQUIRES_CONFIRMATION:
         return _page(intent, status=409 if intent.state != IntentState.SUCCEEDED else 200)
@@ -105,9 +105,9 @@ def confirm(intent_id: str):
     pin = request.form.get("pin", "")
     check = verify_payment_pin(customer_id, pin if isinstance(pin, str) and len(pin) <= 32 else "")
     if not check.ok:
-        message = (("Payments are locked for 30 minutes after too many wrong PINs." if en else "支付密码错误次数过多，已锁定 30 分钟。")
-                   if check.locked else
-                   (f"Wrong payment PIN; {check.attempts_left} attempts left." if en else f"支付密码错误，还可尝试 {check.attempts_left} 次。"))
+        message = (gettext("Payments are locked for 30 minutes after too many wrong PINs.") if check.locked else
+                   ngettext("Wrong payment PIN; %(num)d attempt left.", "Wrong payment PIN; %(num)d attempts left.",
+                            check.attempts_left))
         return _page(_intent_for(customer_id, intent_id), status=403 if check.locked else 400, message=message)
 
     begin_write()
@@ -120,7 +120,7 @@ def confirm(intent_id: str):
     except ledger.InsufficientFunds:
         session.rollback()
         return _page(_intent_for(customer_id, intent_id), status=402,
-                     message="Your balance is not enough for this payment." if en else "余额不足，无法完成支付。")
+                     message=gettext("Your balance is not enough for this payment."))
     session.commit()  # a denial, a challenge's verdicts and an expiry are kept too
     note_emitted()
     if done.outcome == confirmation.CLOSED:

@@ -117,3 +117,23 @@ def test_a_sub_package_with_its_own_catalog_keeps_its_texts(package, monkeypatch
 def test_the_command_says_how_to_use_it(capsys):
     assert catalogs.main(["bogus"]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_two_catalogs_translating_one_text_differently_are_named(tmp_path):
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+
+    folders = []
+    for name, text in (("consent", "同意授权"), ("shop", "允许"), ("other", "允许")):
+        folder = tmp_path / name / "translations"
+        path = catalogs.po_path(folder, "zh_Hans_CN")
+        path.parent.mkdir(parents=True)
+        catalog = Catalog(locale="zh_Hans_CN")
+        catalog.add("Allow", text)
+        catalog.add(f"Only in {name}", "仅此")
+        with path.open("wb") as handle:
+            write_po(handle, catalog)
+        folders.append(folder)
+    [found] = catalogs.conflicts(folders)
+    assert "'Allow'" in found and "consent ('同意授权')" in found and "shop ('允许')" in found
+    assert catalogs.conflicts(folders[1:]) == []

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -38,7 +39,7 @@ def _branches(staff: Staff) -> list[tuple[str, str]]:
     """The branches ``staff`` may look at, as (code, name): "*" first."""
     locale = request_locale()
     rows = db.session().scalars(select(Branch).order_by(Branch.code)).all()
-    names = [(BANK_WIDE, "Bank-wide" if locale.startswith("en") else "全行")]
+    names = [(BANK_WIDE, _("Bank-wide"))]
     names += [(row.code, row.name(locale)) for row in rows if settings.may_view(staff, row.code)]
     return names
 
