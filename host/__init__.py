@@ -52,6 +52,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (health_bp, metrics_bp, api_bp, storefront_bp, miniprogram_bp, risk_bp):
         app.register_blueprint(blueprint)
 
+    from .search import api as search_api, views as search_views
+
+    app.register_blueprint(search_views.bp)
+    app.register_blueprint(search_api.bp)
+
+    from .console.partners import bp as console_partners_bp
+    from .console.staff import bp as console_staff_bp
+
+    app.register_blueprint(console_partners_bp)
+    app.register_blueprint(console_staff_bp)
+
     from .cli import register_commands
 
     register_commands(app)

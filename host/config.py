@@ -72,6 +72,10 @@ DEFAULTS: dict[str, Any] = {
     "OAUTH_CONSENT_DAYS": 365,
     "OAUTH_DPOP_NONCE": False,  # require server nonces in DPoP proofs at the token endpoint
     "MINIPROGRAM_SESSION_SECONDS": 1800,
+    # Each mini-program's own origin ({plugin}: its id; {port}: the port of OAUTH_ISSUER). Development:
+    # *.localhost resolves to loopback, so the same server answers. Production: a separate domain,
+    # e.g. "https://{plugin}.mp.bank-apps.example" (docs/bridge.md, "Origins").
+    "MINIPROGRAM_ORIGIN": "http://{plugin}.mp.localhost:{port}",
 }
 
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}

@@ -17,7 +17,7 @@ from .runtime.models import PluginVersion
 from .runtime.registry import approve_scopes
 from .identity import services
 from .identity.models import Customer, PartnerDeveloper, PartnerOrg, Staff, StaffRole, new_id
-from .storefront.models import Branch, Installation
+from .storefront.models import Branch, CustomerTag, Installation, OperatingRight, StorefrontSlot
 
 BRANCHES = [
     # code, Chinese name, English name, parent
@@ -97,7 +97,50 @@ def seed(session: Session) -> dict[str, int]:
                 added["installations"] += 1
     added["people"] = _seed_people(session)
     added["funded accounts"] = _fund_customers(session)
+    _seed_storefront(session)
     return added
+
+
+#: Banners and feed cards: (branch or None for bank-wide, kind, zh, en, body zh, body en, image, link, tags, position).
+SLOTS = [
+    (None, "banner", "手机银行新春礼遇", "New Year offers in the app", "领红包、享优惠，全行同庆", "Red packets and offers, bank-wide",
+     "/static/storefront/banner-bank.svg", "mp:wealth.checkup/", [], 0),
+    (None, "banner", "理财客户专享", "For our wealth clients", "两分钟体检，看看您的配置", "A two-minute check-up of your mix",
+     "/static/storefront/banner-wealth.svg", "mp:wealth.checkup/", ["wealth"], 5),
+    (None, "feed", "谨防电信诈骗", "Beware of phone scams", "银行不会索要您的密码或验证码。",
+     "The bank never asks for your password or codes.", "", "", [], 0),
+    ("SH001", "banner", "上海商圈周末优惠", "Shanghai weekend deals", "咖啡、小笼、书店，附近就有", "Coffee, dumplings, books nearby",
+     "/static/storefront/banner-shanghai.svg", "mp:sh.deals/", [], 10),
+    ("SH001", "feed", "浦东支行新址开业", "Pudong sub-branch has moved", "欢迎到新网点办理业务。", "Visit us at our new address.",
+     "", "", [], 10),
+    ("SH001", "feed", "今日优惠已更新", "Today's deals are in", "每人每券限领一张，先到先得。", "One per customer while stocks last.",
+     "", "mp:sh.deals/", [], 20),
+    ("HQ", "feed", "总行精选：财富体检", "Head office pick: wealth check-up", "六个问题了解您的风险偏好。",
+     "Six questions about your attitude to risk.", "", "mp:wealth.checkup/", [], 10),
+]
+#: Operating rights head office grants the demo branches.
+RIGHTS = {"SH001": ["banners", "feed", "grid", "installs"], "BJ001": ["banners", "feed"], "SH001-PD": ["banners"]}
+#: Tags of demo customers (by phone), for targeted slots.
+TAGS = {"13800000001": ["wealth"]}
+
+
+def _seed_storefront(session: Session) -> None:
+    """Banners, feed cards, operating rights and customer tags that are missing (by title and place)."""
+    session.flush()
+    for branch, kind, zh, en, body_zh, body_en, image, link, tags, position in SLOTS:
+        where = StorefrontSlot.branch_code.is_(None) if branch is None else StorefrontSlot.branch_code == branch
+        if session.scalar(select(StorefrontSlot.id).where(where, StorefrontSlot.kind == kind, StorefrontSlot.title_en == en)) is None:
+            session.add(StorefrontSlot(branch_code=branch, kind=kind, title_zh=zh, title_en=en, body_zh=body_zh, body_en=body_en,
+                                       image=image, link=link, tags=tags, position=position, updated_by="demo"))
+    for branch, rights in RIGHTS.items():
+        for right in rights:
+            if session.get(OperatingRight, (branch, right)) is None:
+                session.add(OperatingRight(branch_code=branch, right=right, granted_by="demo"))
+    for phone, tags in TAGS.items():
+        customer_id = session.scalar(select(Customer.id).where(Customer.phone == phone))
+        for tag in tags:
+            if customer_id is not None and session.get(CustomerTag, (customer_id, tag)) is None:
+                session.add(CustomerTag(customer_id=customer_id, tag=tag))
 
 
 #: What each demo customer finds in their payment account (minor units of CNY: 10,000.00).

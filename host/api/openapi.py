@@ -10,7 +10,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import jsonify, render_template
 
 from . import bp
-from .schemas import HealthSchema, ListQuerySchema, PluginDetailSchema, PluginListSchema, ProblemSchema
+from .schemas import (HealthSchema, ListQuerySchema, PluginDetailSchema, PluginListSchema, ProblemSchema,
+                      SearchQuerySchema, SearchResultsSchema)
 
 PROBLEM = {"content": {"application/problem+json": {"schema": "Problem"}}}
 
@@ -42,6 +43,21 @@ OPERATIONS: dict[str, dict[str, dict]] = {
             "responses": {
                 "200": _ok("PluginDetail", "The plugin"),
                 "404": {"description": "No such plugin", **PROBLEM},
+            },
+        }
+    },
+    "/api/v1/search": {
+        "get": {
+            "operationId": "search",
+            "summary": "The search centre: a branch's mini-programs and the services they offer, best first",
+            "description": "Names, keywords and descriptions match in Chinese and English (case-insensitive, "
+            "substrings); the branch's installed plugins add hits through canopy_search. See docs/search.md.",
+            "tags": ["search"],
+            "parameters": [{"in": "query", "schema": SearchQuerySchema}],
+            "responses": {
+                "200": _ok("SearchResults", "What was found"),
+                "404": {"description": "No such branch (errors.branch)", **PROBLEM},
+                "422": {"description": "A query too long or with control characters (errors.q), or an unknown parameter", **PROBLEM},
             },
         }
     },
@@ -157,6 +173,7 @@ def build_spec() -> dict:
     spec.components.schema("PluginList", schema=PluginListSchema)
     spec.components.schema("PluginDetail", schema=PluginDetailSchema)
     spec.components.schema("Health", schema=HealthSchema)
+    spec.components.schema("SearchResults", schema=SearchResultsSchema)
     for path, operations in OPERATIONS.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()

@@ -61,3 +61,33 @@ class ProblemSchema(Schema):
 class HealthSchema(Schema):
     status = fields.String(required=True)
     checks = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "Each readiness check's result"})
+
+
+class SearchQuerySchema(Schema):
+    q = fields.String(metadata={"description": "What to find, 0-100 characters after trimming; empty lists every "
+                                               "mini-program of the branch", "maxLength": 100})
+    branch = fields.String(metadata={"description": "The branch whose storefront is searched; default: the signed-in "
+                                                    "customer's home branch, else head office", "maxLength": 16})
+    lang = fields.String(metadata={"enum": ["zh-CN", "en"], "description": "The language of names and summaries"})
+
+
+class SearchResultSchema(Schema):
+    kind = fields.String(required=True, metadata={"enum": ["miniprogram", "service"],
+                                                  "description": "A mini-program, or a service one offers (canopy_search)"})
+    plugin_id = fields.String(required=True)
+    plugin_name = fields.String(required=True)
+    title = fields.String(required=True)
+    summary = fields.String(required=True)
+    url = fields.String(required=True, metadata={"description": "The page to open, with the branch and language"})
+    score = fields.Float(required=True, metadata={"minimum": 0, "maximum": 1})
+    matched = fields.String(required=True, metadata={"enum": ["name", "keyword", "description", "words", "plugin", "all"]})
+
+
+class SearchResultsSchema(Schema):
+    query = fields.String(required=True, metadata={"description": "The query as searched (trimmed)"})
+    branch = fields.String(required=True)
+    locale = fields.String(required=True)
+    count = fields.Integer(required=True)
+    items = fields.List(fields.Nested(SearchResultSchema), required=True, metadata={"description": "Best first"})
+    unavailable = fields.List(fields.String(), required=True,
+                              metadata={"description": "Plugins whose search failed this time (their hits are missing)"})

@@ -8,6 +8,8 @@ with ``PUT /api/v1/clients/<plugin_id>`` (a ``client:manage`` token of its own).
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +27,13 @@ CLIENT_MANAGE = "client:manage"
 MAX_KEYS = 10
 MAX_REDIRECT_URIS = 10
 MAX_URI_LENGTH = 500
+#: Largest JWKS accepted, as compact JSON (ten RSA-4096 keys take about 8 KiB).
+MAX_JWKS_BYTES = 32 * 1024
+#: Largest RSA modulus accepted, in bits.
+MAX_RSA_BITS = 8192
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: The characters of a URI (RFC 3986: unreserved, reserved and '%'); others must be percent-encoded.
+URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 class ClientRegistrationError(ValueError):
@@ -41,6 +49,12 @@ def check_jwks(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
         raise ClientRegistrationError({"jwks": ['must be a JWK Set: {"keys": [...]}']})
     keys = value["keys"]
+    try:
+        size = len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+    except (TypeError, ValueError, RecursionError):
+        raise ClientRegistrationError({"jwks": ["must be plain JSON"]}) from None
+    if size > MAX_JWKS_BYTES:
+        raise ClientRegistrationError({"jwks": [f"must be at most {MAX_JWKS_BYTES} bytes of JSON"]})
     if not 1 <= len(keys) <= MAX_KEYS:
         raise ClientRegistrationError({"jwks": [f"must hold 1 to {MAX_KEYS} keys"]})
     checked, errors, kids = [], {}, set()
@@ -62,6 +76,10 @@ def check_jwks(value: Any) -> dict[str, Any]:
             errors[field] = [f"alg must be one of {', '.join(jose.ALGORITHMS)}"]
         elif not any(jose.fits(key, alg) for alg in jose.ALGORITHMS):
             errors[field] = ["must be an RSA key of 2048 bits or more, an EC P-256 key or an Ed25519 key"]
+        elif item.get("alg") is not None and not jose.fits(key, item["alg"]):
+            errors[field] = [f"alg {item['alg']} does not fit this kind of key"]
+        elif item["kty"] == "RSA" and key.raw_value.key_size > MAX_RSA_BITS:
+            errors[field] = [f"RSA keys may have at most {MAX_RSA_BITS} bits"]
         else:
             kids.add(kid)
             public = key.as_dict(private=False)
@@ -72,15 +90,15 @@ def check_jwks(value: Any) -> dict[str, Any]:
     return {"keys": checked}
 
 
-def check_redirect_uris(values: Any) -> list[str]:
+def check_redirect_uris(values: Any, *, loopback_http: bool = True) -> list[str]:
     """Return ``values`` as a list of exact redirect URIs: https, or http on loopback for
-    development; no fragment, no user info."""
+    development (only when ``loopback_http``); no fragment, no user info, no wildcard."""
     if not isinstance(values, list) or not 1 <= len(values) <= MAX_REDIRECT_URIS:
         raise ClientRegistrationError({"redirect_uris": [f"must be a list of 1 to {MAX_REDIRECT_URIS} URIs"]})
     errors = {}
     for index, uri in enumerate(values):
         field = f"redirect_uris[{index}]"
-        problem = _redirect_uri_problem(uri)
+        problem = _redirect_uri_problem(uri, loopback_http)
         if problem:
             errors[field] = [problem]
     if errors:
@@ -88,9 +106,11 @@ def check_redirect_uris(values: Any) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def _redirect_uri_problem(uri: Any) -> str | None:
+def _redirect_uri_problem(uri: Any, loopback_http: bool = True) -> str | None:
     if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH or not uri.isprintable() or " " in uri:
         return f"must be a URI of at most {MAX_URI_LENGTH} printable characters"
+    if not URI_CHARACTERS.fullmatch(uri):
+        return "must hold only URI characters (RFC 3986); percent-encode any other"
     try:
         parts = urlsplit(uri)
         parts.port
@@ -100,10 +120,14 @@ def _redirect_uri_problem(uri: Any) -> str | None:
         return "must not have a fragment"
     if parts.username or parts.password:
         return "must not hold user information"
+    if "*" in uri:
+        return "must be exact: no wildcards"
     if not parts.hostname:
         return "must be an absolute URI with a host"
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK):
+    if parts.scheme == "https" or (loopback_http and parts.scheme == "http" and parts.hostname in LOOPBACK):
         return None
+    if not loopback_http:
+        return "must use https"
     return "must use https (http only for loopback addresses in development)"
 
 
@@ -138,11 +162,15 @@ def register_client(
     return client
 
 
-def update_client(session: Session, client: OAuthClient, *, jwks: Any = None, redirect_uris: Any = None) -> OAuthClient:
-    """Replace a client's keys and/or redirect URIs (what a client may change itself)."""
+def update_client(
+    session: Session, client: OAuthClient, *, jwks: Any = None, redirect_uris: Any = None, loopback_http: bool = True
+) -> OAuthClient:
+    """Replace a client's keys and/or redirect URIs (what a client may change itself).
+    ``loopback_http=False`` refuses ``http://localhost`` redirect URIs (outside development)."""
     errors: dict[str, list[str]] = {}
     changes: dict[str, Any] = {}
-    for name, value, check in (("jwks", jwks, check_jwks), ("redirect_uris", redirect_uris, check_redirect_uris)):
+    uris = lambda value: check_redirect_uris(value, loopback_http=loopback_http)  # noqa: E731
+    for name, value, check in (("jwks", jwks, check_jwks), ("redirect_uris", redirect_uris, uris)):
         if value is None:
             continue
         try:

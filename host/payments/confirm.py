@@ -4,7 +4,7 @@ GET shows the merchant, amount, description and paying account; POST takes the p
 (the identity package's step-up, with its lockout), runs the risk centre, then — in **one**
 database transaction — locks the intent, posts the transfer and moves the intent to
 ``succeeded`` with its outbox event. A plugin can never confirm: this page belongs to the host
-(``frame-ancestors 'none'``: no mini-program can frame it), needs the customer's own session and
+(``frame-ancestors 'self'``: only the host's shell may show it, as a sheet; no mini-program can frame it), needs the customer's own session and
 their PIN. Confirming twice never pays twice: the second finds the intent already succeeded.
 """
 
@@ -67,7 +67,9 @@ def _page(intent, *, status: int = 200, message: str | None = None, challenge: s
         balance=format_amount(account.balance if account else 0, intent.currency), state=intent.state,
     )
     response = current_app.response_class(html, status=status, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    # Framed only by the host's own pages (the mini-program shell shows it as a sheet above the
+    # plugin's frame); a mini-program's origin can never frame it (docs/bridge.md).
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"
     response.headers["Cache-Control"] = "no-store"
     digest, fresh = _device()
     if fresh:

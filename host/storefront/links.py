@@ -1,4 +1,10 @@
-"""Addresses of a mini-program's pages, static files and API, for one branch and locale."""
+"""Addresses of a mini-program's pages, static files and API, for one branch and locale.
+
+Two kinds: the customer opens a mini-program through the host's shell (``page_url``:
+``/mp/<id>/<path>`` on the host's origin); inside the shell's frame the plugin's own pages,
+files and API live on the plugin's origin (``content_path``, ``static_path``, ``api_path``:
+paths of that origin).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +13,28 @@ from urllib.parse import quote, urlencode, urlsplit, parse_qsl
 HOST_PARAMS = ("branch", "lang")
 
 
-def page_url(plugin_id: str, link: str, branch: str, locale: str) -> str:
-    """The address of a page of ``plugin_id`` (``link`` is a path inside the plugin,
-    perhaps with a query string), carrying the branch and locale along."""
+def content_path(link: str, branch: str, locale: str) -> str:
+    """The path, on the plugin's own origin, of one of its pages (``link`` is a path inside
+    the plugin, perhaps with a query string), carrying the branch and locale along."""
     parts = urlsplit(link)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in HOST_PARAMS]
     query += [("branch", branch), ("lang", locale)]
-    return f"/mp/{quote(plugin_id)}{_path(parts.path)}?{urlencode(query)}"
+    return f"{_path(parts.path)}?{urlencode(query)}"
 
 
-def static_url(plugin_id: str, filename: str) -> str:
-    """The address of a file in the plugin's ``static/`` folder."""
-    return f"/mp/{quote(plugin_id)}/static{_path(filename)}"
+def page_url(plugin_id: str, link: str, branch: str, locale: str) -> str:
+    """The address, on the host's origin, of the shell showing a page of ``plugin_id``."""
+    return f"/mp/{quote(plugin_id)}{content_path(link, branch, locale)}"
 
 
-def api_url(plugin_id: str, path: str, branch: str, locale: str) -> str:
-    """The address of the plugin's ``canopy_api`` endpoint for ``path``."""
-    return f"/mp/{quote(plugin_id)}/api{_path(path)}?{urlencode([('branch', branch), ('lang', locale)])}"
+def static_path(filename: str) -> str:
+    """The path, on the plugin's origin, of a file in its ``static/`` folder."""
+    return f"/static{_path(filename)}"
+
+
+def api_path(path: str, branch: str, locale: str) -> str:
+    """The path, on the plugin's origin, of its ``canopy_api`` endpoint for ``path``."""
+    return f"/api{_path(path)}?{urlencode([('branch', branch), ('lang', locale)])}"
 
 
 def _path(path: str) -> str:

@@ -1,53 +1,88 @@
-"""Serving a mini-program: its pages, its static files and its API, at ``/mp/<plugin_id>/``.
+"""Serving a mini-program's content on its own origin (:mod:`.origins`): its pages (``/…``),
+its static files (``/static/…``) and its API (``/api/…``), plus the bridge's session
+exchange (``POST /_canopy/session``). The customer opens it through the host's shell
+(:mod:`.shell`), which frames these pages.
 
 The plugin must be installed and active in the branch named by ``?branch=`` (head
 office when absent). A plugin that fails answers 502 (504 when it runs past its
 budget) for its own page only; the host never answers 500 for a plugin's fault.
+Inside the app these routes live under ``/_mp/<plugin_id>``, which only the origin router
+reaches: on the host's origin they answer 404.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from flask import Blueprint, Response, current_app, request, send_from_directory
+from markupsafe import escape
 
 from .. import db
 from ..i18n import request_locale
 from ..identity import csrf
-from ..problems import Problem
+from ..problems import PROBLEM_JSON, Problem
 from ..runtime import get_runtime
 from ..runtime.invoke import BUSY, MISSING, OK, REJECTED, TIMEOUT, Outcome
+from . import origins, sessions
 from .links import HOST_PARAMS
 from .rendering import render_page
-from .services import UnknownBranch, Zone, context_for, get_branch, served_plugin, zones
+from .services import UnknownBranch, Zone, branch_info, context_for, get_branch, served_plugin, zones
 
-bp = Blueprint("miniprogram", __name__)
+bp = Blueprint("miniprogram", __name__, url_prefix=origins.INTERNAL_PREFIX)
 
 MAX_QUERY_PARAMS = 50
 MAX_QUERY_VALUE = 2000
 API_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
-#: The policy of a mini-program's pages: only its own scripts, styles and images, and
-#: ``sandbox``: the page runs in an opaque origin of its own, so its scripts cannot read
-#: the host's pages or act with the customer's session even while it is served from the
-#: host's address. Its API calls are therefore cross-origin: the API answers CORS for any
-#: origin without credentials, and the calls are anonymous (the bridge brings the customer).
-PAGE_CSP = (
-    "sandbox allow-scripts allow-forms; "
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'self'; base-uri 'none'; object-src 'none'"
-)
+#: The bridge's script, served by the host (:mod:`.shell`); every page loads it first.
+BRIDGE_SCRIPT_PATH = "/bridge/canopy.js"
+
+
+def page_csp(found: origins.Origins) -> str:
+    """The policy of a mini-program's pages: only its own scripts (and the host's
+    ``canopy.js``), styles and images; framed only by the host's shell; and ``sandbox``:
+    the page runs in an opaque origin, so even opened on its own it cannot act as its
+    origin. Its API calls are therefore cross-origin: the API answers CORS for any origin
+    without credentials (the customer comes with the bridge's session token)."""
+    return (
+        "sandbox allow-scripts allow-forms; "
+        f"default-src 'self'; script-src 'self' {found.host}{BRIDGE_SCRIPT_PATH}; style-src 'self'; "
+        "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+        f"frame-ancestors {found.host}; base-uri 'none'; object-src 'none'"
+    )
+
+
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": ", ".join(["GET", "POST", "PUT", "PATCH", "DELETE"]),
-    "Access-Control-Allow-Headers": "Content-Type, Accept",
+    "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization",
     "Access-Control-Max-Age": "600",
 }
+_HEAD = re.compile(r"<head(\s[^>]*)?>", re.IGNORECASE)
 
 
 #: The policy of a mini-program's static files: if one is opened as a document, it runs
 #: sandboxed in an opaque origin with nothing allowed.
 STATIC_CSP = "sandbox; default-src 'none'; style-src 'self'; img-src 'self' data:"
+
+
+@bp.record_once
+def _set_up(state) -> None:
+    # The shell and the origin router come with the content routes: one registration in create_app.
+    from .shell import bp as shell_bp
+
+    state.app.register_blueprint(shell_bp)
+    origins.install(state.app)
+
+
+@bp.before_request
+def _only_on_the_plugins_origin() -> None:
+    """Content is served on its plugin's own origin only (never on the host's, never on
+    another plugin's)."""
+    plugin_id = (request.view_args or {}).get("plugin_id")
+    if origins.served_plugin_id() is None or plugin_id != origins.served_plugin_id():
+        raise Problem(404, "Not found", "This address serves nothing here.")
 
 
 def _resolve(plugin_id: str):
@@ -62,7 +97,8 @@ def _resolve(plugin_id: str):
     return branch, found[0]
 
 
-def _query() -> dict[str, str]:
+def plugin_query() -> dict[str, str]:
+    """The query string of a page request less the host's own parameters, checked."""
     items = [(k, v) for k, v in request.args.items(multi=False) if k not in HOST_PARAMS]
     if len(items) > MAX_QUERY_PARAMS:
         raise Problem(400, "Too many query parameters", f"At most {MAX_QUERY_PARAMS} are accepted.")
@@ -80,15 +116,15 @@ def _plugin_failure(outcome: Outcome) -> Problem:
     return Problem(502, "Mini-program failed", f"{outcome.plugin_id} could not answer this request.")
 
 
-@bp.get("/mp/<plugin_id>/", defaults={"subpath": ""})
-@bp.get("/mp/<plugin_id>/<path:subpath>")
+@bp.get("/<plugin_id>/", defaults={"subpath": ""})
+@bp.get("/<plugin_id>/<path:subpath>")
 def page(plugin_id: str, subpath: str):
     """One of the mini-program's pages."""
     branch, zone = _resolve(plugin_id)
     locale = request_locale()
     runtime = get_runtime()
     ctx = context_for(runtime, zone, branch, locale)
-    outcome = runtime.page(ctx, "/" + subpath, _query())
+    outcome = runtime.page(ctx, "/" + subpath, plugin_query())
     if outcome.status == MISSING or (outcome.ok and outcome.value is None):
         raise Problem(404, "No such page", f"{plugin_id} has no page /{subpath}.")
     if not outcome.ok:
@@ -101,13 +137,34 @@ def page(plugin_id: str, subpath: str):
         runtime.invoker.count(plugin_id, "render", "error")
         current_app.logger.warning("plugin %s template failed: %r", plugin_id, exc)
         raise Problem(502, "Mini-program failed", f"{plugin_id} could not render this page.") from None
-    response = Response(html, status=outcome.value.status, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = PAGE_CSP
+    response = Response(with_bridge(html), status=outcome.value.status, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = page_csp(origins.current_origins())
     response.headers["Content-Language"] = locale
     return response
 
 
-@bp.get("/mp/<plugin_id>/static/<path:filename>")
+def _problem_instance(response: Response) -> None:
+    """A problem's ``instance`` names the address the client asked for, not the internal route."""
+    try:
+        body = json.loads(response.get_data())
+    except (ValueError, RuntimeError):
+        return
+    if isinstance(body, dict) and body.get("instance") == request.path:
+        body["instance"] = origins.original_path()
+        response.set_data(json.dumps(body, ensure_ascii=False))
+
+
+def with_bridge(html: str) -> str:
+    """``html`` with the host's ``canopy.js`` as the first script of the page (so
+    ``window.canopy`` exists before the plugin's own scripts run)."""
+    tag = f'<script src="{escape(origins.current_origins().host + BRIDGE_SCRIPT_PATH)}"></script>'
+    found = _HEAD.search(html)
+    if found is None:
+        return tag + html
+    return html[: found.end()] + tag + html[found.end():]
+
+
+@bp.get("/<plugin_id>/static/<path:filename>")
 def static(plugin_id: str, filename: str):
     """A file from the mini-program's ``static/`` folder (the same in every branch)."""
     loaded = served_plugin(db.session(), get_runtime(), plugin_id)
@@ -120,8 +177,9 @@ def static(plugin_id: str, filename: str):
     return response
 
 
-@bp.route("/mp/<plugin_id>/api/", defaults={"subpath": ""}, methods=["OPTIONS"])
-@bp.route("/mp/<plugin_id>/api/<path:subpath>", methods=["OPTIONS"])
+@bp.route("/<plugin_id>/api/", defaults={"subpath": ""}, methods=["OPTIONS"])
+@bp.route("/<plugin_id>/api/<path:subpath>", methods=["OPTIONS"])
+@bp.route("/<plugin_id>/_canopy/session", defaults={"subpath": ""}, methods=["OPTIONS"])
 def api_preflight(plugin_id: str, subpath: str):
     """CORS preflight of the page's API calls (the page runs in an opaque origin)."""
     return Response(status=204, headers=CORS_HEADERS)
@@ -129,21 +187,25 @@ def api_preflight(plugin_id: str, subpath: str):
 
 @bp.after_request
 def _cors(response: Response) -> Response:
+    if response.mimetype == PROBLEM_JSON and response.status_code >= 400:
+        _problem_instance(response)
     # Every answer of a mini-program API, errors included, is readable by its page.
-    if request.endpoint == "miniprogram.api":
+    if request.endpoint in ("miniprogram.api", "miniprogram.session"):
         response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 
-@bp.route("/mp/<plugin_id>/api/", defaults={"subpath": ""}, methods=API_METHODS)
-@bp.route("/mp/<plugin_id>/api/<path:subpath>", methods=API_METHODS)
+@bp.route("/<plugin_id>/api/", defaults={"subpath": ""}, methods=API_METHODS)
+@bp.route("/<plugin_id>/api/<path:subpath>", methods=API_METHODS)
 @csrf.exempt  # JSON only: a form post is refused with 415 before anything happens
 def api(plugin_id: str, subpath: str):
     """A call from the mini-program's page to its back end (``canopy_api``)."""
     branch, zone = _resolve(plugin_id)
+    customer_id = sessions.customer_of_request(db.session(), plugin_id)
     body = _json_body()
     runtime = get_runtime()
-    ctx = context_for(runtime, zone, branch, request_locale())
+    ctx = runtime.context(zone.plugin_id, branch=branch_info(branch, request_locale()), locale=request_locale(),
+                          approved_scopes=zone.version.approved_scopes, customer_id=customer_id)
     outcome = runtime.api(ctx, request.method, "/" + subpath, body)
     if outcome.status == OK:
         return Response(outcome.value, mimetype="application/json")
@@ -153,6 +215,18 @@ def api(plugin_id: str, subpath: str):
     if outcome.status == MISSING:
         raise Problem(404, "No API", f"{plugin_id} has no API.")
     raise _plugin_failure(outcome)
+
+
+@bp.post("/<plugin_id>/_canopy/session")
+@csrf.exempt  # JSON only, and no cookie is ever sent to a plugin's origin
+def session(plugin_id: str):
+    """The bridge exchanges a login code for a session of this plugin's API calls (the code
+    names the branch; the plugin must be served)."""
+    if served_plugin(db.session(), get_runtime(), plugin_id) is None:
+        raise Problem(404, "No such mini-program", f"{plugin_id[:64]!r} is not served here.")
+    body = _json_body()
+    code = body.get("code") if isinstance(body, dict) and set(body) == {"code"} else None
+    return sessions.exchange(db.session(), plugin_id, code)
 
 
 def _json_body():

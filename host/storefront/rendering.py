@@ -35,9 +35,10 @@ def render_page(plugin_id: str, folder: Path, page: Page, *, branch: dict[str, s
     """Return the page's HTML. Template errors propagate (the caller counts them as the plugin's)."""
     code = branch["code"]
     helpers: dict[str, Any] = {
-        "page_url": lambda path="/", **query: links.page_url(plugin_id, _with_query(path, query), code, locale),
-        "static_url": lambda filename: links.static_url(plugin_id, filename),
-        "api_url": lambda path: links.api_url(plugin_id, path, code, locale),
+        # Paths of the plugin's own origin, where its pages are served (inside the shell's frame).
+        "page_url": lambda path="/", **query: links.content_path(_with_query(path, query), code, locale),
+        "static_url": links.static_path,
+        "api_url": lambda path: links.api_path(path, code, locale),
         "locale": locale,
         "branch": branch,
         "plugin_id": plugin_id,

@@ -52,9 +52,11 @@ class ShanghaiDeals:
             "expired": expired,
             "claimed": held is not None,
             "code": held["code"] if held else None,
-            "claimable": ctx.customer is not None and held is None and left > 0 and not expired,
+            # Anonymous visitors may tap too: in the bank's app the bridge signs them in (canopy.fetch).
+            "claimable": held is None and left > 0 and not expired,
             # A purchase awaiting the customer's confirmation on the bank's page (its unit is reserved).
             "confirm_url": order["confirm_url"] if paying else None,
+            "intent_id": order["intent_id"] if paying else None,
         }
 
     def _open_deals(self, ctx: Any) -> list[dict[str, Any]]:

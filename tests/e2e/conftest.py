@@ -11,8 +11,9 @@ download browsers here). Without it the tests are skipped with the reason, excep
 
 Each test gets a fresh browser context with a phone-sized viewport; ``shoot(page, name)``
 saves a screenshot to ``test-results/screenshots/``. Only 127.0.0.1 is ever contacted:
-Chromium resolves no host name at all, and the ``page`` fixture records every request of
-the page and fails the test if one went elsewhere.
+Chromium resolves no host name but the mini-programs' ``*.mp.localhost`` (loopback), and the
+``page`` fixture records every request of the page and fails the test if one went elsewhere
+than the server (on 127.0.0.1 or a mini-program's origin at its port).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     # With the flags above alone Chromium still looked up content-autofill.googleapis.com,
     # accounts.google.com and update.googleapis.com (seen with strace): no name resolves.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    # Mini-programs' own origins are http://<id>.mp.localhost:<port>, which resolve to loopback.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE *.mp.localhost",
 ]
 PHONE = {"width": 390, "height": 844}
 
@@ -70,6 +72,7 @@ def live_server(tmp_path_factory) -> LiveServer:
     env = environment(CANOPY_INSTANCE_PATH=str(instance), CANOPY_PLUGIN_PATHS=str(PLUGINS),
                       CANOPY_LOAD_ENTRY_POINTS="false", CANOPY_THREADS="4", CANOPY_LOG_LEVEL="WARNING", **LOW_ARGON2)
     server = LiveServer(env, home, workers=1)
+    env["CANOPY_OAUTH_ISSUER"] = server.url  # the host's public origin: plugin pages may be framed by it only
     try:
         for command in (["init-instance"], ["db", "upgrade"], ["demo"]):
             canopy(*command, env=env, cwd=home)
@@ -128,8 +131,20 @@ def page(context, live_server, browser_log):
     page.on("console", console)
     yield page
     elsewhere = [url for url in browser_log.requests
-                 if not url.startswith("data:") and urlsplit(url).netloc != urlsplit(live_server.url).netloc]
+                 if not url.startswith(("data:", "about:")) and urlsplit(url).netloc != urlsplit(live_server.url).netloc
+                 and not _a_plugin_origin(url, live_server)]
     assert not elsewhere, f"the browser contacted something other than the test server: {elsewhere}"
+
+
+def _a_plugin_origin(url: str, live_server) -> bool:
+    parts = urlsplit(url)
+    return (parts.hostname or "").endswith(".mp.localhost") and parts.port == live_server.port
+
+
+@pytest.fixture
+def plugin_origin(live_server):
+    """``plugin_origin(plugin_id)``: the origin serving that mini-program's pages."""
+    return lambda plugin_id: f"http://{plugin_id}.mp.localhost:{live_server.port}"
 
 
 @pytest.fixture

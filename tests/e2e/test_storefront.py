@@ -25,6 +25,6 @@ def test_storefront_has_a_zone_per_installed_miniprogram(page, shoot):
 def test_a_zone_opens_its_miniprogram(page, live_server, shoot):
     page.goto(STOREFRONT)
     page.locator('[data-plugin="sh.deals"] h2 a').click()
-    expect(page).to_have_url(live_server("/mp/sh.deals/?branch=SH001&lang=en"))
-    expect(page.get_by_role("heading", level=1)).to_have_text("Shanghai neighbourhood deals")
+    expect(page).to_have_url(live_server("/mp/sh.deals/?branch=SH001&lang=en"))  # the shell
+    expect(page.frame_locator("iframe.mp-frame").get_by_role("heading", level=1)).to_have_text("Shanghai neighbourhood deals")
     shoot(page, "storefront-SH001-to-sh-deals")

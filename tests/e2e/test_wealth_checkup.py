@@ -9,11 +9,11 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
-CHECKUP = "/mp/wealth.checkup/?branch=SH001&lang=en"
+CHECKUP = "/?branch=SH001&lang=en"  # on the mini-program's own origin (docs/bridge.md)
 
 
-def test_questionnaire_gives_an_allocation_that_sums_to_100(page, live_server, shoot):
-    page.goto(CHECKUP)
+def test_questionnaire_gives_an_allocation_that_sums_to_100(page, plugin_origin, shoot):
+    page.goto(plugin_origin("wealth.checkup") + CHECKUP)
     questions = page.locator("fieldset.question")
     expect(questions).to_have_count(6)
     shoot(page, "wealth-checkup")
@@ -22,7 +22,7 @@ def test_questionnaire_gives_an_allocation_that_sums_to_100(page, live_server, s
         answer.check()
         expect(answer).to_be_checked()
     page.get_by_role("button", name="See my result").click()
-    expect(page).to_have_url(re.compile(re.escape(live_server("/mp/wealth.checkup/result?"))))
+    expect(page).to_have_url(re.compile(re.escape(plugin_origin("wealth.checkup") + "/result?")))
     expect(page.locator("#level-heading")).not_to_be_empty()
     expect(page.get_by_role("heading", name="Suggested asset mix")).to_be_visible()
     percents = page.locator(".allocation .asset-percent")

@@ -2,6 +2,9 @@
 (function () {
   "use strict";
   var status = document.querySelector("[data-status]");
+  // In the bank's app the bridge (canopy.js, added by the host) brings the customer to API calls.
+  var bridge = window.canopy && window.canopy.available ? window.canopy : null;
+  var call = bridge ? bridge.fetch : function (url, options) { return fetch(url, options); };
 
   function say(text) {
     if (status) { status.textContent = text; status.hidden = false; }
@@ -14,7 +17,7 @@
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
-    return fetch(url, options).then(function (response) {
+    return call(url, options).then(function (response) {
       if (response.ok) { window.location.reload(); return; }
       return response.json().then(function (problem) {
         say(problem.detail || problem.title || failed);
@@ -33,8 +36,8 @@
     });
   }
 
-  // Pay: ask the back end for the bill's payment intent, then go to the bank's confirmation page.
-  // (When the storefront bridge lands, canopy.requestPayment opens it in place instead.)
+  // Pay: ask the back end for the bill's payment intent, then let the bank's app show its
+  // confirmation sheet (canopy.requestPayment); outside the app, go to the bank's page.
   document.querySelectorAll("button[data-pay]").forEach(function (button) {
     var note = button.parentNode.querySelector("[data-pay-status]");
     var failed = button.getAttribute("data-failed");
@@ -44,10 +47,13 @@
     }
     button.addEventListener("click", function () {
       button.disabled = true;
-      fetch(button.getAttribute("data-pay"), { method: "POST", headers: { "Accept": "application/json" } })
+      call(button.getAttribute("data-pay"), { method: "POST", headers: { "Accept": "application/json" } })
         .then(function (response) {
           return response.json().then(function (data) {
-            if (response.ok && typeof data.confirm_url === "string" && data.confirm_url.charAt(0) === "/"
+            if (response.ok && bridge && typeof data.intent_id === "string") {
+              bridge.requestPayment(data.intent_id).then(function () { window.location.reload(); },
+                                                         function (error) { fail(error.message); });
+            } else if (response.ok && typeof data.confirm_url === "string" && data.confirm_url.charAt(0) === "/"
                 && data.confirm_url.charAt(1) !== "/") {
               window.location.assign(data.confirm_url);
             } else if (response.status === 409) {

@@ -1,9 +1,13 @@
-/* Claim buttons for Shanghai Neighbourhood Deals. Loaded from static/ so a strict CSP works. */
+/* Claim and buy buttons for Shanghai Neighbourhood Deals. Loaded from static/ so a strict CSP works.
+ * In the bank's app the host's bridge (window.canopy, docs/bridge.md) signs the customer in for
+ * API calls (canopy.fetch) and shows the bank's payment sheet (canopy.requestPayment). */
 (function () {
   "use strict";
   var main = document.querySelector("main[data-claim-api]");
   if (!main) { return; }
   var api = main.getAttribute("data-claim-api");
+  var bridge = window.canopy && window.canopy.available ? window.canopy : null;
+  var call = bridge ? bridge.fetch : function (url, options) { return fetch(url, options); };
 
   function show(area, text) {
     var status = area.querySelector("[data-status]");
@@ -24,33 +28,67 @@
     }
   }
 
+  function json(response) {
+    return response.json().then(function (data) { return { ok: response.ok, data: data }; },
+                                function () { return { ok: false, data: {} }; });
+  }
+
+  // After the bank's sheet: the coupon is the customer's once the payment succeeded.
+  function pay(card, area, button, intentId, couponId) {
+    return bridge.requestPayment(intentId).then(function (outcome) {
+      if (outcome.status !== "succeeded") {
+        show(area, main.getAttribute("data-msg-unpaid"));
+        button.disabled = false;
+        return;
+      }
+      return call(main.getAttribute("data-claims-api"), { headers: { "Accept": "application/json" } })
+        .then(json).then(function (answer) {
+          var held = (answer.data.claims || []).filter(function (c) { return c.id === couponId; })[0];
+          if (held) { claimed(card, area, button, held); } else { window.location.reload(); }
+        });
+    });
+  }
+
+  function failed(area, button, error) {
+    var signIn = error && error.code === "sign_in_required";
+    show(area, signIn ? main.getAttribute("data-msg-sign-in") : main.getAttribute("data-msg-failed"));
+    button.disabled = false;
+  }
+
   document.querySelectorAll("button[data-claim]").forEach(function (button) {
     button.addEventListener("click", function () {
       var card = button.closest("[data-deal]");
       var area = button.closest("[data-claim-area]");
+      var couponId = button.getAttribute("data-claim");
       button.disabled = true;
-      fetch(api, {
+      call(api, {
         method: "POST",
         headers: { "Content-Type": "application/json", "Accept": "application/json" },
-        body: JSON.stringify({ coupon_id: button.getAttribute("data-claim") })
-      }).then(function (response) {
-        return response.json().then(function (data) { return { ok: response.ok, data: data }; },
-                                     function () { return { ok: false, data: {} }; });
-      }).then(function (answer) {
+        body: JSON.stringify({ coupon_id: couponId })
+      }).then(json).then(function (answer) {
         var next = answer.data.confirm_url;
         if (answer.ok && answer.data.claimed) {
           claimed(card, area, button, answer.data);
+        } else if (answer.ok && bridge && typeof answer.data.intent_id === "string") {
+          return pay(card, area, button, answer.data.intent_id, couponId);
         } else if (answer.ok && typeof next === "string" && next.charAt(0) === "/" && next.charAt(1) !== "/") {
-          // A paid coupon: confirm on the bank's own page (until the bridge's requestPayment exists).
-          window.location.assign(next);
+          window.location.assign(next);  // outside the bank's app: the bank's own page
         } else {
           show(area, answer.data.detail || answer.data.title || main.getAttribute("data-msg-failed"));
           button.disabled = answer.data.status === 409 || answer.data.status === 410;
         }
-      }).catch(function () {
-        show(area, main.getAttribute("data-msg-failed"));
-        button.disabled = false;
-      });
+      }).catch(function (error) { failed(area, button, error); });
+    });
+  });
+
+  document.querySelectorAll("button[data-pay]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var card = button.closest("[data-deal]");
+      var area = button.closest("[data-claim-area]");
+      if (!bridge) { show(area, main.getAttribute("data-msg-failed")); return; }
+      button.disabled = true;
+      pay(card, area, button, button.getAttribute("data-pay"), button.getAttribute("data-coupon"))
+        .catch(function (error) { failed(area, button, error); });
     });
   });
 })();

@@ -72,7 +72,7 @@ def test_buying_reserves_one_and_asks_the_customer_to_pay(harness, render):
     assert harness.storage.get(STOCK) == 59  # reserved
     assert held(harness, "alice") == []  # not granted before the payment succeeds
     html = render(harness.page(harness.context(customer="alice", locale="en"), "/deal", {"id": PAID}), "en")
-    assert f'<a class="button" href="{answer["confirm_url"]}">Continue to pay</a>' in html
+    assert f'<button type="button" class="button" data-pay="{answer["intent_id"]}" data-coupon="{PAID}">Continue to pay</button>' in html
     assert "data-claim=" not in html
 
 

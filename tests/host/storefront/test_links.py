@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from host.storefront.links import api_url, page_url, static_url
+from host.storefront.links import api_path, content_path, page_url, static_path
 
 
 def test_page_url_carries_branch_and_locale():
@@ -65,22 +65,28 @@ def resolved_segments(path: str) -> list[str]:
 
 @given(link=st.text(max_size=60), plugin_id=st.sampled_from(["p.x", "sh.deals"]))
 def test_no_link_leads_out_of_the_plugins_address(link, plugin_id):
-    for url in (page_url(plugin_id, link, "HQ", "en"), static_url(plugin_id, link), api_url(plugin_id, link, "HQ", "en")):
+    for url, prefix in ((page_url(plugin_id, link, "HQ", "en"), f"/mp/{plugin_id}/"), (static_path(link), "/static/"),
+                        (api_path(link, "HQ", "en"), "/api/"), (content_path(link, "HQ", "en"), "/")):
         parts = urlsplit(url)
         assert not parts.scheme and not parts.netloc
-        assert parts.path.startswith(f"/mp/{plugin_id}/")
+        assert parts.path.startswith(prefix)
         assert not {".", ".."} & set(resolved_segments(parts.path))
 
 
-def test_static_url_quotes_the_filename():
-    assert static_url("wealth.checkup", "wealth.css") == "/mp/wealth.checkup/static/wealth.css"
-    assert static_url("p.x", "/css/two words.css") == "/mp/p.x/static/css/two%20words.css"
-    assert static_url("p.x", "a?b#c") == "/mp/p.x/static/a%3Fb%23c"
-    assert static_url("p.x", "../plugin.toml") == "/mp/p.x/static/plugin.toml"
+def test_static_path_quotes_the_filename():
+    assert static_path("wealth.css") == "/static/wealth.css"
+    assert static_path("/css/two words.css") == "/static/css/two%20words.css"
+    assert static_path("a?b#c") == "/static/a%3Fb%23c"
+    assert static_path("../plugin.toml") == "/static/plugin.toml"
 
 
-def test_api_url_quotes_the_path_and_carries_branch_and_locale():
-    assert api_url("wealth.checkup", "/answers", "SH001", "en") == "/mp/wealth.checkup/api/answers?branch=SH001&lang=en"
-    assert api_url("p.x", "items/1 2", "HQ", "zh-CN") == "/mp/p.x/api/items/1%202?branch=HQ&lang=zh-CN"
-    assert api_url("p.x", "a?b=1", "HQ", "en") == "/mp/p.x/api/a%3Fb%3D1?branch=HQ&lang=en"
-    assert api_url("p.x", "/../../other/api/x", "HQ", "en") == "/mp/p.x/api/other/api/x?branch=HQ&lang=en"
+def test_api_path_quotes_the_path_and_carries_branch_and_locale():
+    assert api_path("/answers", "SH001", "en") == "/api/answers?branch=SH001&lang=en"
+    assert api_path("items/1 2", "HQ", "zh-CN") == "/api/items/1%202?branch=HQ&lang=zh-CN"
+    assert api_path("a?b=1", "HQ", "en") == "/api/a%3Fb%3D1?branch=HQ&lang=en"
+    assert api_path("/../../other/api/x", "HQ", "en") == "/api/other/api/x?branch=HQ&lang=en"
+
+
+def test_a_content_path_is_the_shells_address_without_its_prefix():
+    assert page_url("p.x", "/bills?id=3", "SH001", "en") == "/mp/p.x" + content_path("/bills?id=3", "SH001", "en")
+    assert content_path("/bills?id=3&lang=xx", "SH001", "en") == "/bills?id=3&branch=SH001&lang=en"

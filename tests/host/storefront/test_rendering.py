@@ -51,10 +51,11 @@ def test_the_helpers_link_inside_the_plugin_with_branch_and_locale(folder):
         "|{{ locale }}|{{ branch.code }}|{{ plugin_id }}",
     )
     assert html.split("|") == [
-        "/mp/test.render/result?a=1&amp;branch=SH001&amp;lang=en",
-        "/mp/test.render/?branch=SH001&amp;lang=en",
-        "/mp/test.render/static/app.css",
-        "/mp/test.render/api/answers?branch=SH001&amp;lang=en",
+        # paths of the plugin's own origin, where its pages are served
+        "/result?a=1&amp;branch=SH001&amp;lang=en",
+        "/?branch=SH001&amp;lang=en",
+        "/static/app.css",
+        "/api/answers?branch=SH001&amp;lang=en",
         "en",
         "SH001",
         "test.render",
@@ -64,7 +65,7 @@ def test_the_helpers_link_inside_the_plugin_with_branch_and_locale(folder):
 def test_the_plugins_context_cannot_replace_the_helpers(folder):
     context = {"page_url": "https://evil.example/", "branch": {"code": "EVIL"}, "locale": "xx", "plugin_id": "other"}
     html = render(folder, "{{ page_url('/') }}|{{ branch.code }}|{{ locale }}|{{ plugin_id }}", context)
-    assert html == "/mp/test.render/?branch=SH001&amp;lang=en|SH001|en|test.render"
+    assert html == "/?branch=SH001&amp;lang=en|SH001|en|test.render"
 
 
 def test_templates_can_extend_and_include_their_own_files(folder):

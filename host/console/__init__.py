@@ -1,0 +1,1 @@
+"""The staff web console (``/console``): head office, branches and partners."""
