@@ -72,6 +72,31 @@ def _oauth_problem(error: OAuth2Error) -> Response:
     return response
 
 
+class LoginCodeRefused(Exception):
+    """A login code that cannot be spent; the message says why (unknown, another mini-program's,
+    used before, expired)."""
+
+
+def spend_login_code(session, plugin_id: str, code: str) -> MiniProgramLoginCode:
+    """Spend ``code`` for ``plugin_id`` in the caller's write transaction and return its row:
+    once only (a conditional UPDATE, so two exchanges at once cannot both win), and only
+    before it expires. :class:`LoginCodeRefused` otherwise."""
+    found = session.scalar(select(MiniProgramLoginCode).where(MiniProgramLoginCode.digest == tokens.digest(code)))
+    if found is None or found.plugin_id != plugin_id:
+        raise LoginCodeRefused("the login code is unknown or belongs to another mini-program")
+    now = clock.now()
+    won = session.execute(
+        update(MiniProgramLoginCode)
+        .where(MiniProgramLoginCode.digest == found.digest, MiniProgramLoginCode.used_at.is_(None))
+        .values(used_at=now)
+    ).rowcount == 1
+    if not won:
+        raise LoginCodeRefused("the login code was used before")
+    if found.expires_at <= now:
+        raise LoginCodeRefused("the login code has expired")
+    return found
+
+
 @bp.post("/api/v1/miniprogram/sessions")
 @exempt
 @transactional
@@ -84,19 +109,10 @@ def exchange():
         if not code or len(request.form.getlist("code")) != 1:
             raise InvalidRequest("send exactly one code")
         session = db.session()
-        found = session.scalar(select(MiniProgramLoginCode).where(MiniProgramLoginCode.digest == tokens.digest(code)))
-        if found is None or found.plugin_id != client.client_id:
-            raise InvalidGrant("the login code is unknown or belongs to another mini-program")
-        now = clock.now()
-        won = session.execute(
-            update(MiniProgramLoginCode)
-            .where(MiniProgramLoginCode.digest == found.digest, MiniProgramLoginCode.used_at.is_(None))
-            .values(used_at=now)
-        ).rowcount == 1
-        if not won:
-            raise InvalidGrant("the login code was used before")
-        if found.expires_at <= now:
-            raise InvalidGrant("the login code has expired")
+        try:
+            found = spend_login_code(session, client.client_id, code)
+        except LoginCodeRefused as refused:
+            raise InvalidGrant(str(refused)) from None
     except OAuth2Error as error:
         audit_later("miniprogram.login", outcome="failure", plugin_id=g.get("oauth_client_id"),
                     detail={"error": error.error, "description": (error.description or "")[:200]})

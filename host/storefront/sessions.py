@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request
 from itsdangerous import BadData, URLSafeTimedSerializer
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ..config import require_secret
-from ..oauth import clock, tokens
+from ..oauth.miniprogram import LoginCodeRefused, spend_login_code
 from ..oauth.models import MiniProgramLoginCode
 from ..oauth.web import begin_write
 from ..problems import Problem
@@ -33,19 +32,11 @@ def exchange(session: Session, plugin_id: str, code: object):
         raise Problem(400, "Invalid code", 'Send {"code": "<the code canopy.login() gave>"}.', errors={"code": ["required"]})
     session.rollback()
     begin_write()  # check and spend the code in one write transaction
-    found = session.scalar(select(MiniProgramLoginCode).where(MiniProgramLoginCode.digest == tokens.digest(code)))
-    now = clock.now()
-    refused = Problem(400, "Login code not accepted", "The code is unknown, used, expired or another mini-program's.")
-    if found is None or found.plugin_id != plugin_id or found.expires_at <= now:
-        raise refused
-    won = session.execute(
-        update(MiniProgramLoginCode)
-        .where(MiniProgramLoginCode.digest == found.digest, MiniProgramLoginCode.used_at.is_(None))
-        .values(used_at=now)
-    ).rowcount == 1
-    if not won:
+    try:
+        found = spend_login_code(session, plugin_id, code)
+    except LoginCodeRefused:
         session.rollback()
-        raise refused
+        raise Problem(400, "Login code not accepted", "The code is unknown, used, expired or another mini-program's.") from None
     seconds = int(current_app.config["MINIPROGRAM_SESSION_SECONDS"])
     value = _signer().dumps({"p": plugin_id, "d": found.digest})
     session.commit()

@@ -132,3 +132,19 @@ def test_navigate_and_authorize(page, sign_in, plugin_origin, live_server):
     frame.evaluate(f"canopy.navigate('/deal?id={PAID_COUPON}')")
     expect(page).to_have_url(re.compile(re.escape(live_server(f"/mp/sh.deals/deal?id={PAID_COUPON}"))))
     expect(page.frame_locator("iframe.mp-frame").get_by_role("heading", level=1)).to_contain_text("cruise")
+
+
+def test_a_customer_claims_a_free_coupon(page, sign_in, plugin_origin, shoot):
+    sign_in(page, DEALS)
+    frame, _ = _frame(page, plugin_origin)
+    claim = frame.get_by_role("button", name="Claim", exact=True).first
+    card = frame.locator("article.deal", has=claim).first
+    deal = card.get_attribute("data-deal")
+    claim.click()
+    mine = frame.locator(f'[data-deal="{deal}"] .code strong')
+    expect(mine).to_be_visible()
+    code = mine.inner_text().strip()
+    assert code
+    shoot(page, "shell-coupon-claimed")
+    page.reload()  # kept: the plugin's back end holds the claim for this customer
+    expect(page.frame_locator("iframe.mp-frame").locator(f'[data-deal="{deal}"] .code strong')).to_have_text(code)

@@ -178,7 +178,7 @@ def test_plugins_list_text(app_factory, extra_plugins):
 def test_validate_a_bundled_plugin(app):
     result = run(app, "plugins", "validate", str(PLUGINS / "wealth_checkup"))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("wealth.checkup 1.0.0: OK (sha256:")
+    assert result.stdout.startswith("wealth.checkup 1.1.0: OK (sha256:")
     assert result.stderr == ""
 
 
@@ -250,7 +250,7 @@ def test_plugins_show(client, demo_app):
     assert data["id"] == "wealth.checkup"
     assert data["loaded"] is True and data["problem"] is None
     assert data["manifest"]["id"] == "wealth.checkup"
-    assert [v["version"] for v in data["versions"]] == ["1.0.0"]
+    assert [v["version"] for v in data["versions"]] == ["1.1.0"]
     assert data["versions"][0]["state"] == "active"
     assert data["versions"][0]["checksum"].startswith("sha256:")
     assert data["calls"] == {"canopy_storefront_tiles:ok": 1}

@@ -91,4 +91,16 @@
         .catch(function (error) { failed(area, button, error); });
     });
   });
+
+  // Pages are served without the customer (docs/bridge.md): show what they already hold, through the API.
+  if (bridge) {
+    call(main.getAttribute("data-claims-api"), { headers: { "Accept": "application/json" } })
+      .then(json).then(function (answer) {
+        (answer.ok && answer.data.claims || []).forEach(function (held) {
+          var card = document.querySelector('[data-deal="' + String(held.id).replace(/["\\]/g, "") + '"]');
+          var button = card && card.querySelector("button[data-claim]");
+          if (button) { claimed(card, button.closest("[data-claim-area]"), button, held); }
+        });
+      }).catch(function () { /* not signed in: the buttons stay as they are */ });
+  }
 })();

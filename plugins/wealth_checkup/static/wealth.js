@@ -38,4 +38,17 @@
         .then(function () { forget.disabled = false; });
     });
   }
+
+  // "Use my nickname": ask the customer, through the bank's consent sheet, for profile.basic:read.
+  var ask = document.querySelector("[data-authorize]");
+  if (ask) {
+    ask.addEventListener("click", function () {
+      if (!window.canopy) { say(ask.getAttribute("data-failed")); return; }
+      ask.disabled = true;
+      window.canopy.authorize([ask.getAttribute("data-authorize")])
+        .then(function (answer) { say(ask.getAttribute(answer.granted ? "data-granted" : "data-declined")); },
+              function () { say(ask.getAttribute("data-failed")); })
+        .then(function () { ask.disabled = false; });
+    });
+  }
 })();

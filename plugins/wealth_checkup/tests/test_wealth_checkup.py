@@ -45,7 +45,7 @@ def test_manifest_loads(harness):
     manifest = harness.manifest
     assert manifest.id == "wealth.checkup"
     assert (manifest.publisher_kind, manifest.publisher_id) == ("bank", "HQ")
-    assert manifest.scopes == ()
+    assert manifest.scopes == ("profile.basic:read",)
     assert {page.path for page in manifest.pages} == {"/", "/result"}
     assert manifest.description and manifest.description["zh"] and manifest.description["en"]
     assert "risk" in manifest.keywords and "风险" in manifest.keywords

@@ -112,7 +112,7 @@ def test_the_home_lists_the_organisations_plugins_only(developer):
 
 def test_a_plugin_page_shows_versions_scopes_state_and_client_settings(developer):
     html = developer.get(f"/console/partner/plugins/{OWN}?lang=en").get_data(as_text=True)
-    assert 'data-version="0.10.0"' in html and "payments:create" in html
+    assert 'data-version="0.11.0"' in html and "payments:create" in html
     assert 'data-state="refused"' in html or 'data-state="active"' in html
     assert REDIRECT in html and "&#34;kid&#34;: &#34;first&#34;" in html
     assert html.count('name="csrf_token"') == 2  # redirect URIs, keys
