@@ -12,7 +12,7 @@ from canopy_sdk.manifest import PLUGIN_ID
 from canopy_sdk.types import BranchInfo
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from .. import audit
 from ..runtime.loader import LoadedPlugin
@@ -28,12 +28,24 @@ class UnknownBranch(LookupError):
     """No branch has that code."""
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneVersion:
+    """The registry's record of a zone's installed version: the columns serving and calling it
+    read (plain values, not an ORM object: a storefront reads one per zone on every request)."""
+
+    plugin_id: str
+    version: str
+    checksum: str
+    state: str
+    approved_scopes: list[str]
+
+
 @dataclass(frozen=True)
 class Zone:
     """A plugin installed in a branch's storefront that can be served now."""
 
     plugin: LoadedPlugin
-    version: PluginVersion
+    version: ZoneVersion
     position: int
 
     @property
@@ -68,29 +80,27 @@ def zones(session: Session, runtime: PluginRuntime, branch_code: str, plugin_id:
     if plugin_id is not None and not is_plugin_id(plugin_id):
         return []
     query = (
-        select(Installation.position, PluginVersion)
+        select(Installation.position, PluginVersion.plugin_id, PluginVersion.version, PluginVersion.checksum,
+               PluginVersion.state, PluginVersion.approved_scopes)
         .join(
             PluginVersion,
             (PluginVersion.plugin_id == Installation.plugin_id) & (PluginVersion.version == Installation.version),
         )
         .where(Installation.branch_code == branch_code, PluginVersion.state == PluginState.ACTIVE)
         .order_by(Installation.position, Installation.plugin_id)
-        # What serving and calling a zone read; not the manifest (a JSON document decoded per row,
-        # which the loaded plugin has already) nor the source (loaded on access, if ever).
-        .options(load_only(PluginVersion.plugin_id, PluginVersion.version, PluginVersion.checksum,
-                           PluginVersion.state, PluginVersion.approved_scopes))
     )
     if plugin_id is not None:
         query = query.where(Installation.plugin_id == plugin_id)
     found = []
-    for position, version in session.execute(query):
+    for position, *columns in session.execute(query):
+        version = ZoneVersion(*columns)
         loaded = serving(runtime, version)
         if loaded is not None:
             found.append(Zone(loaded, version, position))
     return found
 
 
-def serving(runtime: PluginRuntime, version: PluginVersion) -> LoadedPlugin | None:
+def serving(runtime: PluginRuntime, version: PluginVersion | ZoneVersion) -> LoadedPlugin | None:
     """The loaded plugin if its files are exactly the registered ``version``'s, else None."""
     loaded = runtime.plugins.get(version.plugin_id)
     if loaded is None or loaded.manifest is None:
