@@ -17,6 +17,8 @@ BENCHMARKS = {
     "http": "benchmarks.http_serving",
     "loading": "benchmarks.loading",
     "oauth": "benchmarks.oauth",
+    "payments": "benchmarks.payments",
+    "storefront": "benchmarks.storefront",
 }
 
 

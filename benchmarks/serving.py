@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from . import common
 
@@ -204,16 +204,20 @@ class Phase:
     server_cpu: float = 0.0
     timed_out: bool = False
     first_error: str = ""
+    wrong: int = 0  # 200 answers that ``check`` refused
+    first_wrong: str = ""
 
     @property
     def rps(self) -> float:
         return self.requests / self.wall if self.wall else 0.0
 
 
-def drive(server: Server, calls: Sequence[Call], concurrency: int = CONCURRENCY) -> Phase:
+def drive(server: Server, calls: Sequence[Call], concurrency: int = CONCURRENCY,
+          check: Callable[[int, bytes], str] | None = None) -> Phase:
     """Send every one of ``calls`` to ``server`` from ``concurrency`` threads with persistent
     connections (thread ``i`` sends calls ``i``, ``i + concurrency``, …); stops after
-    :data:`PHASE_TIME_LIMIT`. Also counts the CPU time the server's processes spent meanwhile."""
+    :data:`PHASE_TIME_LIMIT`. Also counts the CPU time the server's processes spent meanwhile.
+    ``check(status, body)`` judges each 200 answer ('' = good; anything else is counted as wrong)."""
     port = server.port
     phase = Phase()
     lock = threading.Lock()
@@ -222,8 +226,8 @@ def drive(server: Server, calls: Sequence[Call], concurrency: int = CONCURRENCY)
 
     def worker(share: Sequence[Call]) -> None:
         latencies: list[float] = []
-        errors = degraded = 0
-        first_error = ""
+        errors = degraded = wrong = 0
+        first_error = first_wrong = ""
         conn = http.client.HTTPConnection(HOST, port, timeout=30)
         try:
             conn.connect()  # outside the timed part; a failure here is retried by the first request
@@ -255,14 +259,21 @@ def drive(server: Server, calls: Sequence[Call], concurrency: int = CONCURRENCY)
             if status != 200:
                 errors += 1
                 first_error = first_error or f"{status} {body[:200].decode(errors='replace')}"
-            elif DEGRADED_MARKER in body:
+                continue
+            if DEGRADED_MARKER in body:
                 degraded += 1
+            problem = check(status, body) if check else ""
+            if problem:
+                wrong += 1
+                first_wrong = first_wrong or problem
         conn.close()
         with lock:
             phase.latencies.extend(latencies)
             phase.errors += errors
             phase.degraded += degraded
+            phase.wrong += wrong
             phase.first_error = phase.first_error or first_error
+            phase.first_wrong = phase.first_wrong or first_wrong
 
     threads = [threading.Thread(target=worker, args=(calls[i::concurrency],), daemon=True) for i in range(concurrency)]
     for thread in threads:

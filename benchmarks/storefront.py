@@ -25,13 +25,11 @@ rate. The PostgreSQL database is made here and dropped at the end, also after Ct
 
 from __future__ import annotations
 
-import http.client
 import multiprocessing
 import os
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +38,8 @@ from typing import Callable, Sequence
 from . import common, plugin_factory
 from .oauth import POSTGRES, _admin, _postgres_server
 from .serving import (
-    CONCURRENCY, DEGRADED_MARKER, HOST, LEGEND, PHASE_TIME_LIMIT, REPO, Phase, Server, canopy, get, gets,
-    gunicorn_settings, print_settings, server_env, summarise, warm_up,
+    CONCURRENCY, DEGRADED_MARKER, LEGEND, REPO, Call, Phase, Server, canopy, drive, get, gets, gunicorn_settings,
+    print_settings, server_env, summarise, warm_up,
 )
 
 PLUGINS = 50  # generated mini-programs, all installed in the larger storefront
@@ -154,98 +152,10 @@ def round_ratios(fifty: Sequence[Phase], one: Sequence[Phase]) -> list[float]:
     return [a.rps / b.rps if b.rps else 0.0 for a, b in zip(fifty, one)]
 
 
-# -- the load generator, checking every answer ---------------------------------------------------
-
-
-@dataclass
-class CheckedPhase(Phase):
-    """A :class:`~benchmarks.serving.Phase` whose answers were also checked by the page's rule."""
-
-    wrong: int = 0  # 200 answers that failed the check (wrong number of zones, a zone unavailable)
-    first_wrong: str = ""
-
-
 def drive_checked(server: Server, path: str, count: int, check: Callable[[int, bytes], str],
-                  concurrency: int = CONCURRENCY) -> CheckedPhase:
-    """:func:`benchmarks.serving.drive` for ``count`` GETs of ``path`` — the same threads with
-    persistent ``http.client`` connections, start barrier, time limit and CPU accounting — that
-    also applies ``check(status, body)`` to every answer ('' = good; anything else is counted)."""
-    phase = CheckedPhase()
-    lock = threading.Lock()
-    start = threading.Barrier(concurrency + 1)
-    deadline = [0.0]
-    port = server.port
-
-    def worker(share: int) -> None:
-        latencies: list[float] = []
-        errors = degraded = wrong = 0
-        first_error = first_wrong = ""
-        conn = http.client.HTTPConnection(HOST, port, timeout=30)
-        try:
-            conn.connect()
-        except OSError:
-            conn.close()
-        try:
-            start.wait(timeout=30)
-        except threading.BrokenBarrierError:
-            return
-        perf = time.perf_counter
-        for _ in range(share):
-            if perf() > deadline[0]:
-                with lock:
-                    phase.timed_out = True
-                break
-            t0 = perf()
-            try:
-                conn.request("GET", path)
-                response = conn.getresponse()
-                body = response.read()
-                status = response.status
-                if response.will_close:
-                    conn.close()
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                conn = http.client.HTTPConnection(HOST, port, timeout=30)
-                status, body = 0, repr(exc).encode()
-            latencies.append(perf() - t0)
-            if status != 200:
-                errors += 1
-                first_error = first_error or f"{status} {body[:200].decode(errors='replace')}"
-                continue
-            if DEGRADED_MARKER in body:
-                degraded += 1
-            problem = check(status, body)
-            if problem:
-                wrong += 1
-                first_wrong = first_wrong or problem
-        conn.close()
-        with lock:
-            phase.latencies.extend(latencies)
-            phase.errors += errors
-            phase.degraded += degraded
-            phase.wrong += wrong
-            phase.first_error = phase.first_error or first_error
-            phase.first_wrong = phase.first_wrong or first_wrong
-
-    shares = [count // concurrency + (1 if i < count % concurrency else 0) for i in range(concurrency)]
-    threads = [threading.Thread(target=worker, args=(share,), daemon=True) for share in shares]
-    for thread in threads:
-        thread.start()
-    cpu0 = time.process_time()
-    server_cpu0 = server.cpu_seconds()
-    t0 = time.perf_counter()
-    deadline[0] = t0 + PHASE_TIME_LIMIT
-    try:
-        start.wait(timeout=30)
-    except threading.BrokenBarrierError:
-        raise RuntimeError(f"the client threads for {path} did not start") from None
-    for thread in threads:
-        thread.join(PHASE_TIME_LIMIT + 60)
-    phase.wall = time.perf_counter() - t0
-    phase.client_cpu = time.process_time() - cpu0
-    phase.server_cpu = server.cpu_seconds() - server_cpu0
-    phase.requests = len(phase.latencies)
-    return phase
+                  concurrency: int = CONCURRENCY) -> Phase:
+    """``count`` GETs of ``path`` through :func:`benchmarks.serving.drive`, each answer judged by ``check``."""
+    return drive(server, [Call("GET", path)] * count, concurrency, check=check)
 
 
 # -- preparing the instances ---------------------------------------------------------------------
@@ -341,7 +251,7 @@ def _first_look(pages: list[Page]) -> list[str]:
     return lines
 
 
-def _measure(pages: list[Page]) -> tuple[dict[str, list[CheckedPhase]], dict[str, int]]:
+def _measure(pages: list[Page]) -> tuple[dict[str, list[Phase]], dict[str, int]]:
     """Warm-up, calibration (untimed), then :data:`ROUNDS` rounds over every page."""
     for page in pages:
         warm_up(page.server.port, gets(page.path, WARMUP))
@@ -349,14 +259,14 @@ def _measure(pages: list[Page]) -> tuple[dict[str, list[CheckedPhase]], dict[str
     for page in pages:
         calibration = drive_checked(page.server, page.path, CALIBRATION, page.check)
         counts[page.label] = requests_for(calibration.rps)
-    results: dict[str, list[CheckedPhase]] = {page.label: [] for page in pages}
+    results: dict[str, list[Phase]] = {page.label: [] for page in pages}
     for round_ in range(ROUNDS):
         for page in pages if round_ % 2 == 0 else list(reversed(pages)):
             results[page.label].append(drive_checked(page.server, page.path, counts[page.label], page.check))
     return results, counts
 
 
-def _report(pages: list[Page], targets: list[Target], results: dict[str, list[CheckedPhase]]) -> dict:
+def _report(pages: list[Page], targets: list[Target], results: dict[str, list[Phase]]) -> dict:
     rows, summaries = [], {}
     for page in pages:
         phases = results[page.label]
@@ -396,7 +306,7 @@ def _report(pages: list[Page], targets: list[Target], results: dict[str, list[Ch
     return figures
 
 
-def _failures(pages: list[Page], results: dict[str, list[CheckedPhase]]) -> int:
+def _failures(pages: list[Page], results: dict[str, list[Phase]]) -> int:
     """Print every page's failures loudly; return how many answers failed."""
     total = 0
     for page in pages:
