@@ -134,7 +134,7 @@ def test_one_plugin_with_every_version(client):
     assert PluginDetailSchema().validate(body) == {}
     assert body["id"] == "wealth.checkup"
     assert body["publisher"] == {"kind": "bank", "id": "HQ"}
-    assert [v["version"] for v in body["versions"]] == ["1.0.0"]
+    assert [v["version"] for v in body["versions"]] == ["1.1.0"]
     assert body["latest"] == body["versions"][-1]
 
 
@@ -146,16 +146,16 @@ def test_the_detail_shows_versions_in_registration_order(client, demo_app):
         session.add(
             PluginVersion(
                 plugin_id="wealth.checkup",
-                version="1.1.0",
-                manifest={**first.manifest, "version": "1.1.0"},
+                version="1.2.0",
+                manifest={**first.manifest, "version": "1.2.0"},
                 checksum="sha256:" + "0" * 64,
                 source="test",
                 registered_at=first.registered_at + timedelta(seconds=1),
             )
         )
     body = client.get("/api/v1/plugins/wealth.checkup").get_json()
-    assert [v["version"] for v in body["versions"]] == ["1.0.0", "1.1.0"]
-    assert body["latest"]["version"] == "1.1.0"
+    assert [v["version"] for v in body["versions"]] == ["1.1.0", "1.2.0"]
+    assert body["latest"]["version"] == "1.2.0"
 
 
 @pytest.mark.parametrize(
