@@ -37,14 +37,15 @@ plugin = Plugin()
 """
 
 
-def _write(root: Path, plugin_id: str) -> None:
+def write_shop(root: Path, plugin_id: str, branch: str = "SH001") -> None:
+    """A shop mini-program's folder under ``root``, published by ``branch`` (its settlement account)."""
     folder = root / plugin_id.replace(".", "_").replace("-", "_")
     folder.mkdir(parents=True)
     (folder / "plugin.toml").write_text(textwrap.dedent(f"""\
         id = "{plugin_id}"
         name = {{ zh = "测试商店", en = "Test shop" }}
         version = "1.0.0"
-        publisher = {{ kind = "branch", id = "SH001" }}
+        publisher = {{ kind = "branch", id = "{branch}" }}
         entry = "main:plugin"
         scopes = ["payments:create", "payments:read", "refunds:create"]
         pages = [{{ path = "/", title = {{ zh = "首页", en = "Home" }} }}]
@@ -60,7 +61,7 @@ def pay_app(app_factory, tmp_path, seed_demo):
 
     folder = tmp_path / "shops"
     for plugin_id in (SHOP, OTHER):
-        _write(folder, plugin_id)
+        write_shop(folder, plugin_id)
     app = app_factory(PLUGIN_PATHS=[str(ROOT / "plugins"), str(folder)], OAUTH_ISSUER=ISSUER)
     seed_demo(app)
     with app.app_context(), get_database(app).transaction(write=True) as session:

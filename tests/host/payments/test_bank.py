@@ -24,7 +24,6 @@ import json
 import os
 import random
 import re
-import textwrap
 import threading
 import time
 from collections import Counter, defaultdict
@@ -36,6 +35,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.host.oauth.conftest import ISSUER, Partner, PartnerKey
+from tests.host.payments.conftest import write_shop
 from tests.live import LOW_ARGON2, LiveServer, canopy, environment
 
 pytestmark = pytest.mark.slow
@@ -53,35 +53,6 @@ KILLS = 4
 REPLAY_SHARE = 0.25  # answered requests sent again on purpose
 ATTEMPTS = 12
 LOST = (http.client.HTTPException, ConnectionError, TimeoutError, OSError)
-
-SHOP_CODE = """\
-from canopy_sdk import Tile, hookimpl
-
-
-class Plugin:
-    @hookimpl
-    def canopy_storefront_tiles(self, ctx):
-        return [Tile(title=ctx.plugin_id)]
-
-
-plugin = Plugin()
-"""
-
-
-def _write_shop(root: Path, plugin_id: str, branch: str) -> None:
-    folder = root / plugin_id.replace(".", "_").replace("-", "_")
-    folder.mkdir(parents=True)
-    (folder / "plugin.toml").write_text(textwrap.dedent(f"""\
-        id = "{plugin_id}"
-        name = {{ zh = "银行测试商店", en = "Bank test shop" }}
-        version = "1.0.0"
-        publisher = {{ kind = "branch", id = "{branch}" }}
-        entry = "main:plugin"
-        scopes = ["payments:create", "payments:read", "refunds:create"]
-        pages = [{{ path = "/", title = {{ zh = "首页", en = "Home" }} }}]
-        """), encoding="utf-8")
-    (folder / "main.py").write_text(SHOP_CODE, encoding="utf-8")
-
 
 # -- the setting: shops, customers, risk rules, a live server -----------------------------------
 
@@ -134,7 +105,7 @@ def bank(app_factory, seed_demo, tmp_path, database_url, postgres_only):
 
     folder = tmp_path / "shops"
     for plugin_id, branch in SHOPS:
-        _write_shop(folder, plugin_id, branch)
+        write_shop(folder, plugin_id, branch)
     paths = [str(ROOT / "plugins"), str(folder)]
     app = app_factory(PLUGIN_PATHS=paths, OAUTH_ISSUER=ISSUER)
     seed_demo(app)
