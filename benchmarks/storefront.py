@@ -7,7 +7,7 @@ plugins plus :data:`PLUGINS` generated in-process mini-programs (publisher kind 
 returning :data:`TILES` tiles built from a small catalogue (locale, price, a deep link: a few
 microseconds of work, no I/O, no sleeps). Head office (the demo's ``hq.admin``) approves their
 scopes, adds two branches under HQ and installs into them through the host's own services
-(``services.create_branch``, ``installs.install``): one generated mini-program in
+(``branches.create_branch``, ``installs.install``): one generated mini-program in
 :data:`BRANCHES` ``[1]``, all of them in ``[50]``.
 
 Both pages are served by **one** gunicorn server per database, so the two storefronts share
@@ -175,7 +175,7 @@ def _setup(env: dict[str, str], ids: list[str]) -> list[str]:
     from host.identity.models import Staff
     from host.runtime import get_runtime
     from host.runtime.registry import approve_scopes
-    from host.storefront import installs, services
+    from host.storefront import branches, installs
 
     app = create_app()
     with app.app_context(), get_database(app).transaction(write=True) as session:
@@ -185,7 +185,7 @@ def _setup(env: dict[str, str], ids: list[str]) -> list[str]:
         runtime = get_runtime()
         done = []
         for code, wanted in installs_for(ids).items():
-            services.create_branch(session, staff, {"code": code, "name_zh": f"基准 {code}",
+            branches.create_branch(session, staff, {"code": code, "name_zh": f"基准 {code}",
                                                     "name_en": f"Benchmark {code}", "parent_code": "HQ"})
             for plugin_id in wanted:
                 installs.install(session, runtime, staff, code, plugin_id)

@@ -28,7 +28,8 @@ from ..storefront import installs, rights, slots
 from ..storefront.errors import InvalidChange, NotAllowed, NotFound
 from ..storefront.models import Branch, OperatingRight, SlotKind, StorefrontSlot
 from ..storefront.rights import Action
-from ..storefront.services import UnknownBranch, create_branch, get_branch, rename_branch
+from ..storefront.branches import create_branch, rename_branch
+from ..storefront.services import UnknownBranch, get_branch
 
 bp = Blueprint("console", __name__, template_folder="templates")
 
