@@ -6,9 +6,12 @@ answered it, so scrape every worker, or sum over them by the ``instance`` label.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from collections import Counter
+
+from flask import Blueprint, Response, current_app
 
 from .runtime import get_runtime
+from .storefront.shell import event_counts
 
 bp = Blueprint("metrics", __name__)
 
@@ -32,6 +35,17 @@ def render_metrics() -> str:
         lines.append(
             f'canopy_plugin_calls_total{{plugin="{_label(plugin_id)}",hook="{_label(hook)}",outcome="{_label(outcome)}"}} {count}'
         )
+    # By plugin and kind only: event names are the plugins' own, so as labels they would be unbounded.
+    bridge: Counter = Counter()
+    for (plugin_id, name), count in event_counts(current_app).items():
+        bridge[(plugin_id, "ignored" if name == "canopy.ignored" else "track")] += count
+    lines += [
+        "# HELP canopy_bridge_events_total Events of mini-program pages through the bridge: track() calls, and the "
+        "shell's reports of messages it ignored.",
+        "# TYPE canopy_bridge_events_total counter",
+        *(f'canopy_bridge_events_total{{plugin="{_label(plugin_id)}",kind="{kind}"}} {count}'
+          for (plugin_id, kind), count in sorted(bridge.items())),
+    ]
     return "\n".join(lines) + "\n"
 
 

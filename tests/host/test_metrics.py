@@ -30,3 +30,15 @@ def test_metrics_count_loaded_and_refused_plugins(client):
     # the partner plugin city.utilities is refused until the sandbox exists
     assert re.search(r'canopy_plugins\{state="refused"\} [1-9]', text)
     assert re.search(r'canopy_plugins\{state="loaded"\} [1-9]', text)
+
+
+def test_metrics_count_bridge_events_by_plugin_and_kind_not_by_name(client):
+    for name in ("deal.viewed", "deal.viewed", "coupon.opened"):
+        assert client.post("/shell/sh.deals/events?branch=SH001", json={"event": name}).status_code == 204
+    client.post("/shell/sh.deals/events?branch=SH001", json={"event": "canopy.ignored", "props": {"reason": "nonce"}})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'canopy_bridge_events_total{plugin="sh.deals",kind="track"} 3' in text
+    assert 'canopy_bridge_events_total{plugin="sh.deals",kind="ignored"} 1' in text
+    assert "deal.viewed" not in text  # names are the plugins' own: never labels
+    lines = text.strip().splitlines()
+    assert all(LINE.match(line) for line in lines), lines
