@@ -8,8 +8,8 @@ challenge's recorded verdicts and an expiry are written too. When the customer's
 too low it raises :class:`~host.payments.ledger.InsufficientFunds`, and the caller rolls back:
 nothing of the attempt stays.
 
-Locks are taken in one order everywhere (the intent row, then the accounts in id order), so
-confirmations and refunds never deadlock; confirming twice never pays twice, the second finds
+Locks are taken in one order everywhere (the intent row, then the accounts in the ledger's
+order: customer, merchant, clearing), so confirmations and refunds never deadlock; confirming twice never pays twice, the second finds
 the intent already succeeded.
 """
 
@@ -21,9 +21,8 @@ from canopy_sdk.errors import UnknownIntent
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
-from ..runtime.models import PluginRecord
 from . import intents, ledger
-from .models import IntentState, PaymentIntent, TransferKind
+from .models import AccountKind, IntentState, PaymentIntent, TransferKind
 
 #: The intent was paid now.
 PAID = "paid"
@@ -61,8 +60,7 @@ def confirm(session: Session, intent: PaymentIntent, *, customer_id: str, home_b
         raise UnknownIntent("no such payment intent")
     if intents.expire_if_due(session, intent) or intent.state != IntentState.REQUIRES_CONFIRMATION:
         return Confirmation(CLOSED, intent)
-    plugin = session.get(PluginRecord, intent.plugin_id)
-    merchant = ledger.merchant_owner(plugin.publisher_kind, plugin.publisher_id) if plugin else intent.plugin_id
+    paying, merchant = ledger.payment_accounts(session, customer_id, intent.currency, intent.merchant_account_id)
     verdict = assess(session, PaymentAttempt(
         intent_id=intent.id, customer_id=customer_id, plugin_id=intent.plugin_id, merchant=merchant,
         branch_code=home_branch, amount=intent.amount, currency=intent.currency, device=device, at=utcnow()))
@@ -73,13 +71,14 @@ def confirm(session: Session, intent: PaymentIntent, *, customer_id: str, home_b
     if verdict.decision == CHALLENGE and not acknowledged:
         return Confirmation(CHALLENGED, intent, verdict.reason, verdict.rule)
 
-    paying = ledger.customer_account(session, customer_id, intent.currency)
-    transfer = ledger.post(session, kind=TransferKind.PAYMENT, currency=intent.currency, intent_id=intent.id,
-                           description=intent.description,
-                           legs=[ledger.Leg(paying.id, -intent.amount), ledger.Leg(intent.merchant_account_id, intent.amount)])
-    intent.customer_id = customer_id
-    intent.transfer_id = transfer.id
-    intents.transition(session, intent, IntentState.SUCCEEDED, actor=f"customer:{customer_id}",
-                       event="payment_intent.succeeded")
+    # The intent's writes first, the money last: the merchant's account (every payment to the
+    # shop credits it) stays locked only for its own UPDATE and the commit.
+    transfer_id = ledger.new_id("tr")
     remember_device(session, customer_id, device, utcnow())
+    intents.transition(session, intent, IntentState.SUCCEEDED, actor=f"customer:{customer_id}",
+                       event="payment_intent.succeeded", customer_id=customer_id, transfer_id=transfer_id)
+    ledger.post(session, kind=TransferKind.PAYMENT, currency=intent.currency, intent_id=intent.id,
+                description=intent.description, transfer_id=transfer_id,
+                legs=[ledger.Leg(paying, -intent.amount, AccountKind.CUSTOMER),
+                      ledger.Leg(intent.merchant_account_id, intent.amount, AccountKind.MERCHANT)])
     return Confirmation(PAID, intent)

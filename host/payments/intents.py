@@ -22,8 +22,9 @@ from canopy_sdk import payment_rules
 from canopy_sdk.errors import InvalidIntentState, RefundExceedsCapture, UnknownIntent
 from canopy_sdk.types import PaymentIntent as IntentView
 from canopy_sdk.types import Refund as RefundView
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..db import utcnow
 from ..events.outbox import emit
@@ -34,6 +35,8 @@ from .models import AccountKind, IntentState, IntentTransition, PaymentIntent, R
 #: How long a customer has to confirm an intent.
 CONFIRM_WINDOW = timedelta(seconds=payment_rules.CONFIRM_WINDOW_SECONDS)
 _ID_LENGTH = 40
+_INTENTS = PaymentIntent.__table__
+_TRANSITION = insert(IntentTransition.__table__)
 
 
 def iso(moment: datetime) -> str:
@@ -79,21 +82,29 @@ class IntentRequest:
 
 
 def transition(session: Session, intent: PaymentIntent, to_state: str, *, actor: str, reason: str | None = None,
-               event: str | None = None) -> None:
-    """Move ``intent`` to ``to_state``, recording the transition and (``event``) an outbox event."""
-    session.add(IntentTransition(intent_id=intent.id, from_state=intent.state, to_state=to_state, actor=actor[:128],
-                                 reason=(reason or None) and reason[:200]))
-    intent.state = to_state
-    intent.updated_at = utcnow()
+               event: str | None = None, **changes: Any) -> None:
+    """Move ``intent`` to ``to_state`` (setting ``changes`` too, e.g. ``transfer_id``), recording the
+    transition and (``event``) an outbox event.
+
+    Written with SQL statements, and ``intent`` updated to match without a flush: this runs on
+    every confirmation (docs/performance.md).
+    """
+    now = utcnow()
+    values: dict[str, Any] = {**changes, "state": to_state, "updated_at": now}
     if to_state == IntentState.FAILED:
-        intent.failure_reason = (reason or "")[:200] or None
+        values["failure_reason"] = (reason or "")[:200] or None
+    connection = session.connection()
+    connection.execute(_TRANSITION, {"intent_id": intent.id, "from_state": intent.state, "to_state": to_state,
+                                     "actor": actor[:128], "reason": (reason or None) and reason[:200], "at": now})
+    connection.execute(update(_INTENTS).where(_INTENTS.c.id == intent.id).values(values))
+    for name, value in values.items():
+        set_committed_value(intent, name, value)
     if event:
         intent_event(session, intent, event)
 
 
 def intent_event(session: Session, intent: PaymentIntent, event: str, **extra: Any) -> None:
     """Write ``event`` for the intent's plugin to the outbox (in the caller's transaction)."""
-    session.flush()
     emit(session, event, plugin_id=intent.plugin_id, customer_id=intent.customer_id, branch_code=intent.branch_code,
          payload={"intent": view(intent).to_wire(), **extra})
 
@@ -181,7 +192,8 @@ def refund(session: Session, plugin_id: str, intent_id: object, amount: object, 
     refund_id = ledger.new_id("re")
     transfer = ledger.post(session, kind=TransferKind.REFUND, currency=intent.currency, intent_id=intent.id,
                            refund_id=refund_id, description=f"refund {intent.id}",
-                           legs=[ledger.Leg(intent.merchant_account_id, -checked), ledger.Leg(customer.id, checked)])
+                           legs=[ledger.Leg(intent.merchant_account_id, -checked, AccountKind.MERCHANT),
+                                 ledger.Leg(customer.id, checked, AccountKind.CUSTOMER)])
     record = Refund(id=refund_id, intent_id=intent.id, amount=checked, currency=intent.currency, reason=reason,
                     transfer_id=transfer.id)
     session.add(record)

@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 from typing import Mapping
 
+from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -22,6 +23,16 @@ _REASON_SIZE = 200  # the risk_decisions.reason column
 #: Said when a rule fails: the attempt is denied (fail closed), and the failure logged.
 RULE_FAILED = "The risk check could not be completed; try again later."
 ALL_CLEAR = "No risk rule objected."
+_DECISIONS = insert(RiskDecision.__table__)
+
+
+def _remember(dialect) -> object:
+    statement = dialect.insert(KnownDevice.__table__)
+    return statement.on_conflict_do_update(index_elements=["customer_id", "device"],
+                                           set_={"last_seen": statement.excluded.last_seen})
+
+
+_REMEMBER = {"postgresql": _remember(postgresql), "sqlite": _remember(sqlite)}
 
 
 def _judge(session: Session, rule: RiskRule, attempt: PaymentAttempt, params: Mapping) -> Verdict:
@@ -47,11 +58,10 @@ def _judge(session: Session, rule: RiskRule, attempt: PaymentAttempt, params: Ma
     return dataclasses.replace(verdict, rule=rule.name, reason=verdict.reason[:_REASON_SIZE], detail=detail)
 
 
-def _record(session: Session, attempt: PaymentAttempt, verdict: Verdict, rule: str, detail: dict) -> None:
-    session.add(RiskDecision(
-        intent_id=attempt.intent_id, customer_id=attempt.customer_id, branch_code=attempt.branch_code,
-        rule=rule, verdict=verdict.decision, reason=verdict.reason[:_REASON_SIZE], detail=detail, at=attempt.at,
-    ))
+def _row(attempt: PaymentAttempt, verdict: Verdict, rule: str, detail: dict) -> dict:
+    return {"intent_id": attempt.intent_id, "customer_id": attempt.customer_id, "branch_code": attempt.branch_code,
+            "rule": rule, "verdict": verdict.decision, "reason": verdict.reason[:_REASON_SIZE], "detail": detail,
+            "at": attempt.at}
 
 
 def assess(session: Session, attempt: PaymentAttempt, rules: Mapping[str, RiskRule] | None = None) -> Verdict:
@@ -60,7 +70,7 @@ def assess(session: Session, attempt: PaymentAttempt, rules: Mapping[str, RiskRu
     Settings are those of ``attempt.branch_code``, else the bank-wide ("*") ones, else each
     rule's defaults. ``rules`` (by name) defaults to the app's ``canopy_risk_rules``.
     Records, in ``session`` (the caller's transaction; nothing is committed here), one
-    :class:`RiskDecision` per rule that did not simply allow and one "overall" row. The
+    :class:`RiskDecision` row per rule that did not simply allow and one "overall" row. The
     strictest decision wins (deny > challenge > allow); among equals, the first rule by name.
     The returned verdict names the deciding rule and its reason, or is "overall" when all
     allow. A rule that raises or answers something other than a :class:`Verdict` denies
@@ -69,6 +79,7 @@ def assess(session: Session, attempt: PaymentAttempt, rules: Mapping[str, RiskRu
     rules = app_rules() if rules is None else rules
     settings = effective_settings(session, attempt.branch_code, rules)
     verdicts: list[Verdict] = []
+    rows: list[dict] = []
     for name, rule in sorted(rules.items()):
         setting = settings[name]
         if not setting.enabled:
@@ -76,21 +87,21 @@ def assess(session: Session, attempt: PaymentAttempt, rules: Mapping[str, RiskRu
         verdict = _judge(session, rule, attempt, setting.params)
         verdicts.append(verdict)
         if verdict.decision != ALLOW:
-            _record(session, attempt, verdict, name, {**verdict.detail, "source": setting.source})
+            rows.append(_row(attempt, verdict, name, {**verdict.detail, "source": setting.source}))
     deciding = max(verdicts, key=lambda v: strictness(v.decision), default=None)
     if deciding is None or deciding.decision == ALLOW:
         overall = Verdict(ALLOW, OVERALL, ALL_CLEAR)
     else:
         overall = Verdict(deciding.decision, deciding.rule, deciding.reason, deciding.detail)
-    _record(session, attempt, overall, OVERALL, {
+    rows.append(_row(attempt, overall, OVERALL, {
         "rule": overall.rule,
         "amount": attempt.amount,
         "currency": attempt.currency,
         "plugin_id": attempt.plugin_id,
         "merchant": attempt.merchant,
         "rules": [v.rule for v in verdicts],
-    })
-    session.flush()
+    }))
+    session.connection().execute(_DECISIONS, rows)
     return overall
 
 
@@ -100,11 +111,6 @@ def remember_device(session: Session, customer_id: str, device: str, at: datetim
     One ``INSERT … ON CONFLICT DO UPDATE``, so two payments at once from a new device both succeed.
     Runs in ``session`` (the caller's transaction; nothing is committed here).
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(KnownDevice).values(customer_id=customer_id, device=device, first_seen=at, last_seen=at)
-    statement = statement.on_conflict_do_update(
-        index_elements=[KnownDevice.customer_id, KnownDevice.device],
-        set_={"last_seen": statement.excluded.last_seen},
-    )
-    session.execute(statement)
+    connection = session.connection()
+    statement = _REMEMBER[connection.dialect.name]
+    connection.execute(statement, {"customer_id": customer_id, "device": device, "first_seen": at, "last_seen": at})

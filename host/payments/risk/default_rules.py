@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from canopy_sdk.markers import hookimpl
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from ..models import IntentState, PaymentIntent
@@ -70,18 +70,18 @@ def bank_day(at: datetime, zone: str) -> tuple[datetime, datetime]:
     return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
 
 
+_INTENTS = PaymentIntent.__table__
+_PAID_TODAY = select(func.coalesce(func.sum(_INTENTS.c.amount), 0)).where(
+    _INTENTS.c.customer_id == bindparam("customer"), _INTENTS.c.currency == bindparam("currency"),
+    _INTENTS.c.state == IntentState.SUCCEEDED, _INTENTS.c.created_at >= bindparam("start"),
+    _INTENTS.c.created_at < bindparam("end"))
+
+
 def paid_today(session: Session, customer_id: str, currency: str, at: datetime, zone: str) -> int:
     """What the customer paid in ``currency`` on the bank day of ``at``: succeeded intents created that day."""
     start, end = bank_day(at, zone)
-    total = session.scalar(
-        select(func.coalesce(func.sum(PaymentIntent.amount), 0)).where(
-            PaymentIntent.customer_id == customer_id,
-            PaymentIntent.currency == currency,
-            PaymentIntent.state == IntentState.SUCCEEDED,
-            PaymentIntent.created_at >= start,
-            PaymentIntent.created_at < end,
-        )
-    )
+    total = session.connection().execute(_PAID_TODAY, {"customer": customer_id, "currency": currency, "start": start,
+                                                       "end": end}).scalar()
     return int(total or 0)
 
 
@@ -114,19 +114,25 @@ class VelocityParams(Schema):
             raise ValidationError({"deny_above": ["must not be below challenge_above"]})
 
 
+_DECISIONS = RiskDecision.__table__
+#: Earlier attempts in the window, counted only as far as the rule needs to know (its deny threshold):
+#: the work stays bounded however busy the customer is.
+_ATTEMPTS = select(func.count()).select_from(
+    select(_DECISIONS.c.id).where(
+        _DECISIONS.c.customer_id == bindparam("customer"), _DECISIONS.c.rule == OVERALL,
+        _DECISIONS.c.at > bindparam("since"), _DECISIONS.c.at <= bindparam("at"),
+    ).limit(bindparam("cap")).subquery())
+
+
 def velocity(session: Session, attempt: PaymentAttempt, params: Mapping[str, Any]) -> Verdict | None:
     """Challenge (deny) when this attempt makes more than ``challenge_above`` (``deny_above``)
     attempts by the customer within the last ``window_minutes``; earlier attempts are the
-    risk centre's own "overall" records."""
+    risk centre's own "overall" records (counted up to ``deny_above`` + 1: past that the
+    answer is the same)."""
     window = params["window_minutes"]
-    earlier = session.scalar(
-        select(func.count()).select_from(RiskDecision).where(
-            RiskDecision.customer_id == attempt.customer_id,
-            RiskDecision.rule == OVERALL,
-            RiskDecision.at > attempt.at - timedelta(minutes=window),
-            RiskDecision.at <= attempt.at,
-        )
-    ) or 0
+    earlier = session.connection().execute(_ATTEMPTS, {
+        "customer": attempt.customer_id, "since": attempt.at - timedelta(minutes=window), "at": attempt.at,
+        "cap": params["deny_above"] + 1}).scalar() or 0
     attempts = earlier + 1
     detail = {"attempts": attempts, "window_minutes": window}
     if attempts > params["deny_above"]:
@@ -143,16 +149,23 @@ class NewDeviceParams(Schema):
     decision = fields.String(required=True, validate=validate.OneOf([CHALLENGE, DENY]))
 
 
+_KNOWN = KnownDevice.__table__
+#: How many devices the customer paid from, and whether this is one of them.
+_DEVICES = select(func.count(), func.coalesce(func.sum(case((_KNOWN.c.device == bindparam("device"), 1), else_=0)), 0)
+                  ).where(_KNOWN.c.customer_id == bindparam("customer"))
+
+
 def new_device(session: Session, attempt: PaymentAttempt, params: Mapping[str, Any]) -> Verdict | None:
     """Challenge (or, as configured, deny) a payment from a device the customer never paid from."""
-    known = set(session.scalars(select(KnownDevice.device).where(KnownDevice.customer_id == attempt.customer_id)))
-    if attempt.device in known:
+    known, this = session.connection().execute(_DEVICES, {"customer": attempt.customer_id,
+                                                           "device": attempt.device}).one()
+    if this:
         return None
     if not known:
         return Verdict(params["decision"], "new_device", "No device is on record for you yet; confirm it is you.",
                        {"known_devices": 0})
     return Verdict(params["decision"], "new_device", "A device you have not paid from before; confirm it is you.",
-                   {"known_devices": len(known)})
+                   {"known_devices": known})
 
 
 # -- blocked merchant ---------------------------------------------------------------------

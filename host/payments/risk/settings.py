@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ... import audit
@@ -35,6 +35,10 @@ BANK_WIDE = "*"
 MAX_PARAMS_TEXT = 20_000
 
 SOURCE_BRANCH, SOURCE_BANK, SOURCE_DEFAULT = "branch", "bank", "default"
+_TABLE = RiskSetting.__table__
+#: Read on every payment: one SQL statement, no ORM objects.
+_SETTINGS = select(_TABLE.c.branch_code, _TABLE.c.rule, _TABLE.c.enabled, _TABLE.c.params, _TABLE.c.updated_by,
+                   _TABLE.c.updated_at).where(_TABLE.c.branch_code.in_(bindparam("branches", expanding=True)))
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -74,7 +78,7 @@ def effective_settings(
     """The settings of every rule for ``branch_code`` (None or "*": the bank-wide ones), by rule name."""
     rules = app_rules() if rules is None else rules
     branches = [BANK_WIDE] if branch_code in (None, BANK_WIDE) else [branch_code, BANK_WIDE]
-    rows = session.scalars(select(RiskSetting).where(RiskSetting.branch_code.in_(branches))).all()
+    rows = session.connection().execute(_SETTINGS, {"branches": branches}).all()
     found = {(row.branch_code, row.rule): row for row in rows}
     settings: dict[str, EffectiveSetting] = {}
     for name, rule in rules.items():

@@ -72,10 +72,8 @@ def add_events(demo_app):
 
     def add(n: int = 1, plugin_id: str = PLUGIN) -> list[int]:
         with get_database(demo_app).transaction(write=True) as session:
-            rows = [outbox.emit(session, "test.happened", plugin_id=plugin_id, payload={"n": i}, branch_code="SH001")
+            return [outbox.emit(session, "test.happened", plugin_id=plugin_id, payload={"n": i}, branch_code="SH001")
                     for i in range(n)]
-            session.flush()
-            return [row.id for row in rows]
 
     return add
 
