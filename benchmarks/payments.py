@@ -5,17 +5,17 @@ same run; the ledger's invariants are checked afterwards.
 * **pgbench** (the baseline): ``pgbench -b tpcb-like -c C -j C -T <s> -n`` on a database of its
   own, made with ``pgbench -i -s C`` (a branch per client, as TPC-B intends).
 * **service layer**: C worker processes (processes, so the GIL does not put them all on one
-  core), each with its own app (``host.create_app``) and customer, confirming intents made
-  before the clock starts: per intent one write transaction that locks the intent
+  core), each with its own app (``host.create_app``) and customers, confirming intents made
+  before the clock starts, each paying for its customers in turn: per intent one write transaction that locks the intent
   (``intents.find(..., lock=True)``), calls ``confirmation.confirm`` and commits — what
   ``POST /pay/<id>`` does after the PIN.
 * **HTTP**: a gunicorn server with the repo's settings on the same database; C client threads,
-  each a customer signed in at ``/signin``, post the PIN to ``/pay/<id>`` for intents made before
+  each paying for a few customers signed in at ``/signin``, post the PIN to ``/pay/<id>`` for intents made before
   the clock starts. Each must answer 200 and leave its intent succeeded (read back afterwards).
 
 The rounds interleave the three, so a slow spell of the machine falls on all of them alike.
-Canopy's database is fresh (``canopy db upgrade``, ``canopy demo``) with C more customers made
-by the demo's own seeding; it and pgbench's database are dropped at the end, even on Ctrl-C.
+Canopy's database is fresh (``canopy db upgrade``, ``canopy demo``) with the benchmark's customers
+(:data:`CUSTOMERS_PER_CLIENT` per client); it and pgbench's database are dropped at the end, even on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -62,18 +62,24 @@ PIN = "147258"
 PASSWORD = "canopy-bench-payments"
 BRANCHES = ("SH001", "BJ001", "GZ001", "SH001-PD")
 FUNDS = 20_000_000  # minor units each customer holds: 200,000.00 CNY, the default daily limit
-#: Velocity still runs (it counts the customer's attempts in the window) but allows the thousands
-#: a benchmark customer makes; every other rule keeps its defaults.
-VELOCITY = {"window_minutes": 10, "challenge_above": 10_000, "deny_above": 10_000}
+#: Customers each client pays for, in turn: a payment's risk checks read the customer's own
+#: history (today's payments, recent attempts), so a handful of customers paying thousands of
+#: times each would measure a workload no bank has — and the velocity rule would stop it.
+CUSTOMERS_PER_CLIENT = 40
+#: Of those, the customers each HTTP client signs in as (at /signin) and pays for, in turn.
+HTTP_CUSTOMERS = 4
+#: Velocity still runs (it counts the customer's attempts in the window) but allows the few dozen
+#: a benchmark customer makes within minutes; every other rule keeps its defaults.
+VELOCITY = {"window_minutes": 10, "challenge_above": 1_000, "deny_above": 1_000}
 
 
 @dataclass(frozen=True)
 class Client:
-    """One client of the measurements: a customer of its own (its id once made)."""
+    """One client of the measurements: its customers (their ids once made), all of one home branch."""
 
-    phone: str
+    phones: tuple[str, ...]
     branch: str
-    customer_id: str = ""
+    customer_ids: tuple[str, ...] = ()
 
 
 def amount(n: int) -> int:
@@ -154,26 +160,31 @@ def _app(env: dict[str, str]):
 
 
 def _setup(env: dict[str, str], clients: list[Client]) -> list[Client]:
-    """The benchmark's customers, made by the demo's own seeding (as the demo customers are) and
-    topped up to :data:`FUNDS` through the app's rail; velocity raised bank-wide by head office."""
+    """The benchmark's customers, made as the demo makes its customers (one password hash shared,
+    to keep the setup short; a PIN each) and topped up to :data:`FUNDS` through the app's rail;
+    velocity raised bank-wide by head office."""
     app = _app(env)
     from sqlalchemy import select
 
-    from host import demo
     from host.db import get_database
-    from host.identity.models import Customer, Staff
+    from host.identity import services
+    from host.identity.models import Customer, Staff, new_id
     from host.payments import rails
     from host.payments.risk.settings import update_setting
 
-    demo.CUSTOMERS = [*demo.CUSTOMERS, *((c.phone, PASSWORD, PIN, f"Bench {n}", "en", c.branch)
-                                         for n, c in enumerate(clients))]
     made = []
     with app.app_context(), get_database(app).transaction(write=True) as session:
-        demo.seed(session)
-        for client in clients:
-            customer = session.scalar(select(Customer).where(Customer.phone == client.phone))
-            rails.top_up(session, customer.id, FUNDS - demo.DEMO_BALANCE, "CNY")
-            made.append(replace(client, customer_id=customer.id))
+        password_hash, pins = services.hasher().hash(PASSWORD), services.pin_hasher()
+        for n, client in enumerate(clients):
+            ids = tuple(new_id() for _ in client.phones)
+            for k, (customer_id, phone) in enumerate(zip(ids, client.phones)):
+                session.add(Customer(id=customer_id, phone=phone, password_hash=password_hash,
+                                     pin_hash=pins.hash(customer_id, PIN), nickname=f"Bench {n}.{k}", locale="en",
+                                     branch_code=client.branch))
+            session.flush()
+            for customer_id in ids:
+                rails.top_up(session, customer_id, FUNDS, "CNY")
+            made.append(replace(client, customer_ids=ids))
         staff = session.scalar(select(Staff).where(Staff.username == "hq.admin"))
         update_setting(session, staff, "*", "velocity", True, VELOCITY)
     return made
@@ -194,7 +205,7 @@ class Run:
 
 
 def _worker(pipe, barrier, env: dict[str, str], client: Client) -> None:
-    """A service-layer client with its own app, customer and device, doing what the parent asks."""
+    """A service-layer client with its own app, customers and device, doing what the parent asks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers and drops the databases
     try:
         app = _app(env)
@@ -206,10 +217,11 @@ def _worker(pipe, barrier, env: dict[str, str], client: Client) -> None:
         database = get_database(app)
         accepted = app.extensions["canopy.payments.currencies"]
         device = hashlib.sha256(secrets.token_hex(16).encode()).hexdigest()  # as the page digests its cookie
-        queue: deque[str] = deque()
+        queue: deque[tuple[str, str]] = deque()  # (intent id, its customer's id)
         made = 0
 
-        def make(count: int) -> list[str]:
+        def make(count: int, customers: tuple[str, ...]) -> list[tuple[str, str]]:
+            """``count`` intents for ``customers`` in turn."""
             nonlocal made
             ids = []
             for start in range(0, count, 250):  # a transaction per 250
@@ -217,28 +229,32 @@ def _worker(pipe, barrier, env: dict[str, str], client: Client) -> None:
                     for _ in range(min(250, count - start)):
                         request = intents.IntentRequest.check(amount(made), "CNY", f"Deal voucher #{made}",
                                                               {"order": made}, accepted)
-                        ids.append(intents.create(session, plugin_id=PLUGIN, request=request,
-                                                  customer_id=client.customer_id, branch_code=client.branch).id)
+                        customer_id = customers[made % len(customers)]
+                        ids.append((intents.create(session, plugin_id=PLUGIN, request=request, customer_id=customer_id,
+                                                   branch_code=client.branch).id, customer_id))
                         made += 1
             return ids
 
-        def confirm(intent_id: str, acknowledged: bool = False):
+        def confirm(item: tuple[str, str], acknowledged: bool = False):
+            intent_id, customer_id = item
             with database.transaction(write=True) as session:
                 intent = intents.find(session, None, intent_id, lock=True)
-                return confirmation.confirm(session, intent, customer_id=client.customer_id,
+                return confirmation.confirm(session, intent, customer_id=customer_id,
                                             home_branch=client.branch, device=device, acknowledged=acknowledged)
 
         with app.app_context():
             pipe.send(("ready", None))
             while (command := pipe.recv())[0] != "stop":
                 name, *args = command
-                if name == "make":  # top the queue up to args[0]; args[1] more for this customer's HTTP client
-                    queue.extend(make(max(0, args[0] - len(queue))))
-                    answer = make(args[1])
-                elif name == "device":  # the first payment from this device: challenged, then acknowledged
-                    intent_id = queue.popleft()
-                    first, again = confirm(intent_id), confirm(intent_id, acknowledged=True)
-                    answer = f"{first.outcome} ({first.rule}), then {again.outcome}"
+                if name == "make":  # top the queue up to args[0]; args[1] more for this client's HTTP customers
+                    queue.extend(make(max(0, args[0] - len(queue)), client.customer_ids))
+                    answer = make(args[1], client.customer_ids[:HTTP_CUSTOMERS])
+                elif name == "device":  # each customer's first payment from this device: challenged, then acknowledged
+                    answer = Counter()
+                    for customer_id in client.customer_ids:
+                        item = make(1, (customer_id,))[0]
+                        first, again = confirm(item), confirm(item, acknowledged=True)
+                        answer[f"{first.outcome} ({first.rule}), then {again.outcome}"] += 1
                 elif name == "run":
                     answer = _timed_run(barrier, args[0], queue, confirm, confirmation.PAID)
                 else:  # "deliver": the events the confirmations wrote, as a request would after its commit
@@ -250,7 +266,7 @@ def _worker(pipe, barrier, env: dict[str, str], client: Client) -> None:
         pipe.send(("error", traceback.format_exc()))
 
 
-def _timed_run(barrier, seconds: float, queue: deque[str], confirm, paid: str) -> Run:
+def _timed_run(barrier, seconds: float, queue: deque[tuple[str, str]], confirm, paid: str) -> Run:
     """Confirm intents from ``queue`` for ``seconds``, starting with every other worker."""
     run, perf = Run(), time.perf_counter
     barrier.wait(timeout=120)
@@ -335,14 +351,14 @@ class SignedIn:
         return Call("POST", f"/pay/{intent_id}", {"Cookie": cookies, **FORM}, body)
 
 
-def _sign_in(port: int, client: Client, intent_id: str) -> tuple[SignedIn, str]:
+def _sign_in(port: int, phone: str, intent_id: str) -> tuple[SignedIn, str]:
     """Sign in, then pay ``intent_id`` from this browser's new device (challenged, then acknowledged)."""
     customer = SignedIn(Browser(port))
     _, page, _ = customer.browser.request("GET", "/signin")
-    status, page, _ = customer.browser.request("POST", "/signin", {"phone": client.phone, "password": PASSWORD,
+    status, page, _ = customer.browser.request("POST", "/signin", {"phone": phone, "password": PASSWORD,
                                                                      "csrf_token": Browser.csrf(page)})
     if status != 303:
-        raise RuntimeError(f"{client.phone} could not sign in: {status} {page[:300]}")
+        raise RuntimeError(f"{phone} could not sign in: {status} {page[:300]}")
     status, page, _ = customer.browser.request("GET", f"/pay/{intent_id}")  # sets the device cookie
     if status != 200:
         raise RuntimeError(f"GET /pay answered {status}: {page[:300]}")
@@ -408,9 +424,11 @@ def _service_round(workers: Workers, m: Measurement) -> None:
     m.latencies += [x for r in runs for x in r.latencies]
 
 
-def _http_round(server: Server, engine, customers: list[SignedIn], ids: list[list[str]], m: Measurement) -> None:
-    phase = drive(server, interleave([[c.pay(intent_id) for intent_id in mine] for c, mine in zip(customers, ids)]))
-    sent = [intent_id for mine in ids for intent_id in mine]
+def _http_round(server: Server, engine, customers: dict[str, SignedIn], ids: list[list[tuple[str, str]]],
+                m: Measurement) -> None:
+    phase = drive(server, interleave([[customers[customer_id].pay(intent_id) for intent_id, customer_id in mine]
+                                      for mine in ids]))
+    sent = [intent_id for mine in ids for intent_id, _ in mine]
     states = _states(engine, sent)
     paid = states.get("succeeded", 0)
     note = "; ".join(filter(None, [
@@ -467,7 +485,7 @@ class Stage:
     workers: Workers | None = None
     server: Server | None = None
     engine: Any = None
-    customers: list[SignedIn] = field(default_factory=list)
+    customers: dict[str, SignedIn] = field(default_factory=dict)  # by customer id
     counted: int = 0  # payments that succeeded, by the benchmark's own count
     delivered: int = 0  # events delivered after the service layer's phases
     service_rate: float = 0.0  # the latest, for the size of the next round
@@ -502,7 +520,8 @@ def _build(stage: Stage, executable: str) -> tuple[list[str], dict, list[Client]
     stage.env = {"CANOPY_INSTANCE_PATH": str(stage.work / "instance"), "CANOPY_DATABASE_URL": url,
                  "CANOPY_PLUGIN_PATHS": str(REPO / "plugins")}
     prepared = [canopy(args, server_env(stage.env)) for args in (["init-instance"], ["db", "upgrade"], ["demo"])]
-    clients = [Client(f"1370000{n:04d}", BRANCHES[n % len(BRANCHES)]) for n in range(CLIENTS)]
+    clients = [Client(tuple(f"137{n:02d}{k:06d}" for k in range(CUSTOMERS_PER_CLIENT)), BRANCHES[n % len(BRANCHES)])
+               for n in range(CLIENTS)]
     with multiprocessing.get_context("fork").Pool(1) as pool:  # the host's models in a process of their own
         clients = pool.apply(_setup, (stage.env, clients))
     stage.pgbench = Pgbench(executable, stage.databases[1])
@@ -522,22 +541,27 @@ def _warm_up(stage: Stage, clients: list[Client]) -> tuple[Counter, Counter]:
     the customer acknowledges), then the warm-ups, which also give the first rate estimates.
     Return how those first payments went, in the service layer and over HTTP."""
     workers, port = stage.workers, stage.server.port
-    first_ids = workers.ask("make", 1 + 60 * WARMUP_SECONDS, 1 + HTTP_WARMUP)
-    devices = Counter(workers.ask("device"))
+    devices = sum(workers.ask("device"), Counter())
+    http_items = workers.ask("make", 60 * WARMUP_SECONDS, HTTP_CUSTOMERS + HTTP_WARMUP)
     warm = workers.ask("run", WARMUP_SECONDS)
     stage.service_rate = sum(r.paid for r in warm) / (max(r.ended for r in warm) - min(r.started for r in warm))
-    stage.counted = CLIENTS + sum(r.paid for r in warm)
+    stage.counted = CLIENTS * CUSTOMERS_PER_CLIENT + sum(r.paid for r in warm)
     stage.delivered = sum(workers.ask("deliver"))
-    signed_in = [_sign_in(port, client, ids[0]) for client, ids in zip(clients, first_ids)]
-    stage.customers = [customer for customer, _ in signed_in]
+    phones = {customer_id: phone for client in clients for phone, customer_id in zip(client.phones, client.customer_ids)}
+    signed_in = Counter()
+    for items in http_items:  # the first HTTP_CUSTOMERS items: one for each of the client's HTTP customers
+        for intent_id, customer_id in items[:HTTP_CUSTOMERS]:
+            stage.customers[customer_id], outcome = _sign_in(port, phones[customer_id], intent_id)
+            signed_in[outcome] += 1
     t0 = time.perf_counter()
-    warm_up(port, interleave([[c.pay(i) for i in ids[1:]] for c, ids in zip(stage.customers, first_ids)]))
+    warm_up(port, interleave([[stage.customers[customer_id].pay(intent_id) for intent_id, customer_id in items[HTTP_CUSTOMERS:]]
+                              for items in http_items]))
     stage.http_rate = CLIENTS * HTTP_WARMUP / (time.perf_counter() - t0)
-    states = _states(stage.engine, [i for ids in first_ids for i in ids])
+    states = _states(stage.engine, [intent_id for items in http_items for intent_id, _ in items])
     if set(states) != {"succeeded"}:
         raise RuntimeError(f"the HTTP warm-up left intents unpaid: {dict(states)}\n{stage.server.log_tail()}")
     stage.counted += states["succeeded"]
-    return devices, Counter(outcome for _, outcome in signed_in)
+    return devices, signed_in
 
 
 def _describe(stage: Stage, postgres: str, prepared: list[str], devices: Counter, http_devices: Counter) -> None:
@@ -548,14 +572,15 @@ def _describe(stage: Stage, postgres: str, prepared: list[str], devices: Counter
                 f"{PGBENCH_SCALE * 100_000:,} accounts; {stage.pgbench.version()}); both dropped afterwards")
     common.note(f"clients: {CLIENTS} in each measurement. pgbench: `pgbench -b tpcb-like -c {CLIENTS} -j {CLIENTS} "
                 f"-T {PHASE_SECONDS} -n`. Service layer: {CLIENTS} worker processes (processes, not threads: the GIL "
-                f"would put threads on one core), each with its own app, connection and customer. HTTP: {CLIENTS} "
-                f"client threads with one persistent connection each, each a customer signed in at /signin, against "
+                f"would put threads on one core), each with its own app and connection, paying for its {CUSTOMERS_PER_CLIENT} "
+                f"customers in turn. HTTP: {CLIENTS} client threads with one persistent connection each, each paying "
+                f"in turn for {HTTP_CUSTOMERS} of those customers, each signed in at /signin, against "
                 f"the gunicorn server above (`host:create_app()`; events delivered inline, the default)")
-    common.note(f"customers: one per client, made by the demo's seeding and topped up to {FUNDS // 100:,} CNY through "
-                f"the rail, home branches {', '.join(BRANCHES)}; every intent is {PLUGIN}'s, 1.00-9.99 CNY, so every "
+    common.note(f"customers: {CUSTOMERS_PER_CLIENT} per client ({CLIENTS * CUSTOMERS_PER_CLIENT:,}), made as the demo "
+                f"makes its customers and topped up to {FUNDS // 100:,} CNY each through the rail, home branches {', '.join(BRANCHES)}; every intent is {PLUGIN}'s, 1.00-9.99 CNY, so every "
                 f"payment credits one merchant account (branch:SH001)")
     common.note(f"risk centre: the five default rules on; velocity raised bank-wide to {VELOCITY}, so it still counts "
-                f"every attempt but allows. Each client's first payment from its device (not timed) — service layer: "
+                f"every attempt but allows. Each customer's first payment from a device (not timed) — service layer: "
                 f"{dict(devices)}; HTTP: {dict(http_devices)}")
     common.note(f"warm-up (not timed): {WARMUP_SECONDS} s of service-layer confirmations (~{stage.service_rate:,.0f}/s); "
                 f"{HTTP_WARMUP} HTTP confirmations per client on fresh connections (~{stage.http_rate:,.0f}/s). The "
