@@ -11,9 +11,9 @@ is due, in three steps:
    deliver one event at the same time.
 2. **Deliver**, outside any transaction: each in-process plugin's ``canopy_on_event``, through
    the runtime (budget, bulkhead, error isolation).
-3. **Record** each outcome in a write transaction of its own: delivered, or failed with its
-   error and due again after :func:`retry_delay` — or given up after :data:`MAX_ATTEMPTS`, left
-   visible with ``last_error``.
+3. **Record** the outcomes, in one write transaction for the batch: delivered, or failed with
+   its error and due again after :func:`retry_delay` — or given up after :data:`MAX_ATTEMPTS`,
+   left visible with ``last_error``.
 
 Delivery is **at least once**: a deliverer that dies between steps 2 and 3 leaves its claim to
 expire and the event is delivered again, so plugins deduplicate by ``event.id``. Partner back
@@ -23,6 +23,7 @@ ends will get webhooks from the same table.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -119,16 +120,11 @@ def claim(runtime, database: Database, *, plugin_id: str | None = None,
 
 
 def deliver_batch(runtime, database: Database, *, plugin_id: str | None = None, limit: int = BATCH) -> Delivery:
-    """Claim up to ``limit`` due events, deliver each to its in-process plugin and record the outcome."""
+    """Claim up to ``limit`` due events, deliver each to its in-process plugin and record the outcomes."""
     rows, approved = claim(runtime, database, plugin_id=plugin_id, limit=limit)
-    delivered = failed = given_up = 0
-    for row in rows:
-        outcome = _deliver(runtime, row, approved[row.plugin_id])
-        result = _record(database, row, outcome)
-        delivered += result == "delivered"
-        failed += result == "failed"
-        given_up += result == "given up"
-    return Delivery(len(rows), delivered, failed, given_up)
+    outcomes = [(row, _deliver(runtime, row, approved[row.plugin_id])) for row in rows]
+    results = Counter(_record(database, outcomes))
+    return Delivery(len(rows), results["delivered"], results["failed"], results["given up"])
 
 
 def deliver_pending(runtime, database: Database, *, plugin_id: str | None = None, limit: int = BATCH) -> int:
@@ -146,28 +142,35 @@ def _deliver(runtime, row: OutboxEvent, approved_scopes: list[str]) -> Outcome:
         return Outcome(row.plugin_id, HOOK, ERROR, error=exc)
 
 
-def _record(database: Database, row: OutboxEvent, outcome: Outcome) -> str:
-    """Write the attempt's outcome; return ``delivered``, ``failed`` or ``given up``."""
-    now = utcnow()
+def _record(database: Database, outcomes: list[tuple[OutboxEvent, Outcome]]) -> list[str]:
+    """Write the attempts' outcomes in one transaction; return ``delivered``, ``failed`` or
+    ``given up`` for each."""
+    now, results = utcnow(), []
+    with database.transaction(write=True) as session:
+        for row, outcome in outcomes:
+            values, result = _attempt(row, outcome, now)
+            session.execute(update(OutboxEvent).where(OutboxEvent.id == row.id, OutboxEvent.delivered_at.is_(None))
+                            .values(**values))
+            results.append(result)
+    return results
+
+
+def _attempt(row: OutboxEvent, outcome: Outcome, now) -> tuple[dict[str, Any], str]:
+    """What one attempt changes in its event's row, and ``delivered``, ``failed`` or ``given up``."""
     attempts = row.attempts + 1
     values: dict[str, Any] = {"attempts": OutboxEvent.attempts + 1}
     # A plugin without canopy_on_event has nothing to be told: its events are done.
     if outcome.ok or outcome.status == MISSING:
         values.update(delivered_at=now, next_attempt_at=None)
-        result = "delivered"
-    else:
-        error = outcome.error.__class__.__name__ if outcome.error else ""
-        values["last_error"] = f"{outcome.status}: {error}"[:200]
-        delay = retry_delay(attempts)
-        values["next_attempt_at"] = None if delay is None else now + delay
-        result = "failed" if delay is not None else "given up"
-        if delay is None:
-            log.error("event %s for %s given up after %d attempts (%s)", row.id, row.plugin_id, attempts, outcome.status,
-                      extra={"plugin": row.plugin_id, "event": row.id})
-        else:
-            log.warning("event %s for %s not delivered (%s); next attempt in %d s", row.id, row.plugin_id,
-                        outcome.status, delay.total_seconds(), extra={"plugin": row.plugin_id, "event": row.id})
-    with database.transaction(write=True) as session:
-        session.execute(update(OutboxEvent).where(OutboxEvent.id == row.id, OutboxEvent.delivered_at.is_(None))
-                        .values(**values))
-    return result
+        return values, "delivered"
+    error = outcome.error.__class__.__name__ if outcome.error else ""
+    values["last_error"] = f"{outcome.status}: {error}"[:200]
+    delay = retry_delay(attempts)
+    values["next_attempt_at"] = None if delay is None else now + delay
+    if delay is None:
+        log.error("event %s for %s given up after %d attempts (%s)", row.id, row.plugin_id, attempts, outcome.status,
+                  extra={"plugin": row.plugin_id, "event": row.id})
+        return values, "given up"
+    log.warning("event %s for %s not delivered (%s); next attempt in %d s", row.id, row.plugin_id,
+                outcome.status, delay.total_seconds(), extra={"plugin": row.plugin_id, "event": row.id})
+    return values, "failed"

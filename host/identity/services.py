@@ -169,7 +169,8 @@ def verify_payment_pin(customer_id: str, pin: str) -> PinCheck:
         if _is_locked(customer.pin_locked_until):
             result = PinCheck(False, locked=True)
         elif (checked := pins.verify(customer.id, customer.pin_hash, pin)).matches:
-            customer.pin_failed_attempts = 0
+            if customer.pin_failed_attempts:
+                customer.pin_failed_attempts = 0
             if checked.rehashed:
                 customer.pin_hash, rehashed = checked.rehashed, True
             result = PinCheck(True, attempts_left=MAX_FAILED_ATTEMPTS)
@@ -183,13 +184,14 @@ def verify_payment_pin(customer_id: str, pin: str) -> PinCheck:
                 customer.pin_locked_until = utcnow() + PIN_LOCKOUT
                 customer.pin_failed_attempts = 0
             result = PinCheck(False, locked=left <= 0, attempts_left=max(left, 0))
-    outcome = audit.SUCCESS if result.ok else (audit.DENIED if result.locked else audit.FAILURE)
-    detail: dict = {"locked": result.locked}
-    if rehashed:
-        detail["rehashed"] = True
-    if problem:
-        detail["problem"] = problem
-    audit.record("customer.payment_pin", outcome=outcome, actor=customer_id, detail=detail)
+        outcome = audit.SUCCESS if result.ok else (audit.DENIED if result.locked else audit.FAILURE)
+        detail: dict = {"locked": result.locked}
+        if rehashed:
+            detail["rehashed"] = True
+        if problem:
+            detail["problem"] = problem
+        # In the check's own transaction: the entry and the attempt count stand or fall together.
+        audit.record("customer.payment_pin", outcome=outcome, actor=customer_id, detail=detail, session=session)
     return result
 
 

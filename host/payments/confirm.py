@@ -123,16 +123,19 @@ def confirm(intent_id: str):
         session.rollback()
         return _page(_intent_for(customer_id, intent_id), status=402,
                      message=gettext("Your balance is not enough for this payment."))
+    detail = {"intent": intent.id, "amount": intent.amount, "currency": intent.currency}
+    if done.outcome == confirmation.DENIED:  # audited in the payment's own transaction: both or neither
+        audit.record("payment.denied", outcome=audit.DENIED, actor=customer_id, plugin_id=intent.plugin_id,
+                     detail={"intent": intent.id, "rule": done.rule}, session=session)
+    elif done.outcome == confirmation.PAID:
+        audit.record("payment.confirmed", outcome=audit.SUCCESS, actor=customer_id, plugin_id=intent.plugin_id,
+                     detail=detail, session=session)
     session.commit()  # a denial, a challenge's verdicts and an expiry are kept too
     note_emitted()
     if done.outcome == confirmation.CLOSED:
         return _page(intent, status=200 if intent.state == IntentState.SUCCEEDED else 409)
     if done.outcome == confirmation.CHALLENGED:
         return _page(intent, status=200, challenge=done.reason)
-    detail = {"intent": intent.id, "amount": intent.amount, "currency": intent.currency}
     if done.outcome == confirmation.DENIED:
-        audit.record("payment.denied", outcome=audit.DENIED, actor=customer_id, plugin_id=intent.plugin_id,
-                     detail={"intent": intent.id, "rule": done.rule})
         return _page(intent, status=403, message=done.reason)
-    audit.record("payment.confirmed", outcome=audit.SUCCESS, actor=customer_id, plugin_id=intent.plugin_id, detail=detail)
     return _page(intent)
