@@ -11,18 +11,16 @@ audited too.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from .. import audit, db
+from .. import db
 from ..i18n import pick, request_locale
-from ..identity.models import Staff
 from ..identity.sessions import current_staff, staff_required
-from ..problems import Problem, validation_problem, wants_json
+from ..problems import Problem
 from ..runtime import get_runtime
 from ..storefront import installs, rights, slots
 from ..storefront.errors import InvalidChange, NotAllowed, NotFound
@@ -30,30 +28,17 @@ from ..storefront.models import Branch, OperatingRight, SlotKind, StorefrontSlot
 from ..storefront.rights import Action
 from ..storefront.branches import create_branch, rename_branch
 from ..storefront.services import UnknownBranch, get_branch
+from . import tags
+from .pages import allowed, branch_code, change, form_fields, page, refuse, require_view
 
 bp = Blueprint("console", __name__, template_folder="templates")
+bp.register_blueprint(tags.bp)  # customer tags: /console/tags, /console/branches/<code>/tags
 
 #: The scope of the bank-wide slots in forms and addresses.
 BANK_WIDE = "*"
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _refuse(refused: NotAllowed):
-    rights.audit_denial(refused)
-    return Problem(403, _("Not allowed"), refused.reason)
-
-
-def _allowed(staff: Staff, action: Action, branch_code: str | None, granted=()) -> bool:
-    return bool(rights.check(staff, action, branch_code, granted))
-
-
-def _require_view(staff: Staff, branch_code: str | None) -> None:
-    found = rights.check(staff, Action.VIEW, branch_code)
-    if not found:
-        raise _refuse(NotAllowed(found.reason, action=Action.VIEW.value, branch=branch_code, actor=staff.username))
 
 
 def _scope(value: Any) -> str | None:
@@ -64,36 +49,6 @@ def _scope(value: Any) -> str | None:
         return get_branch(db.session(), value).code
     except UnknownBranch:
         raise Problem(404, _("Unknown branch"), _("There is no branch with that code.")) from None
-
-
-def _page(template: str, status: int = 200, **values):
-    return render_template(f"console/{template}", locale=request_locale(), staff=current_staff(), **values), status, NO_STORE
-
-
-def _change(action: str, branch: str | None, apply: Callable, invalid: Callable[[dict], Any]):
-    """Run ``apply(session, staff)`` in one write transaction and answer: its result, 403 when
-    refused, 404 when what it names is missing, 422 (``invalid(errors)``) when the input is wrong."""
-    staff = current_staff()
-    try:
-        with db.get_database().transaction(write=True) as session:
-            return apply(session, staff)
-    except NotAllowed as exc:
-        raise _refuse(exc) from None
-    except (NotFound, UnknownBranch) as exc:
-        raise Problem(404, _("Not found"), str(exc)) from None
-    except InvalidChange as exc:
-        audit.record(action, outcome=audit.FAILURE, actor=staff.username, branch=branch or "*",
-                     detail={"fields": sorted(exc.errors)})
-        if wants_json():
-            raise validation_problem(exc.errors, _("Nothing was changed: %(errors)s", errors=str(exc))) from None
-        return invalid(exc.errors)
-    except IntegrityError:
-        raise Problem(409, _("Changed meanwhile"), _("Someone changed this at the same time; reload and try again.")) from None
-
-
-def _form() -> dict[str, Any]:
-    """The form's fields (the first value of each), without the CSRF token."""
-    return {key: value for key, value in request.form.items() if key != "csrf_token"}
 
 
 # -- overview --------------------------------------------------------------------------------
@@ -111,9 +66,9 @@ def index():
     granted = {}
     for row in session.scalars(select(OperatingRight)):
         granted.setdefault(row.branch_code, set()).add(row.right)
-    return _page("index.html", branches=branches, granted=granted, rights_list=rights.RIGHTS,
-                 may_bank=_allowed(staff, Action.BANK_SLOTS, None), may_rights=_allowed(staff, Action.RIGHTS, None),
-                 may_branches=_allowed(staff, Action.BRANCHES, None))
+    return page("index.html", branches=branches, granted=granted, rights_list=rights.RIGHTS,
+                 may_bank=allowed(staff, Action.BANK_SLOTS, None), may_rights=allowed(staff, Action.RIGHTS, None),
+                 may_branches=allowed(staff, Action.BRANCHES, None))
 
 
 # -- a storefront: slots, grid, installs -------------------------------------------------------
@@ -121,7 +76,7 @@ def index():
 
 def _storefront_page(code: str | None, *, status: int = 200, errors: dict | None = None, form: str | None = None):
     staff = current_staff()
-    _require_view(staff, code)
+    require_view(staff, code)
     session = db.session()
     locale = request_locale()
     branch = get_branch(session, code) if code is not None else None
@@ -132,7 +87,7 @@ def _storefront_page(code: str | None, *, status: int = 200, errors: dict | None
         "banners": [slot for slot in own if slot.kind == SlotKind.BANNER],
         "feed": [slot for slot in own if slot.kind == SlotKind.FEED],
         "errors": errors or {}, "failed_form": form,
-        "may": {kind: _allowed(staff, slots.slot_action(kind, code), code, granted) for kind in SlotKind.ALL},
+        "may": {kind: allowed(staff, slots.slot_action(kind, code), code, granted) for kind in SlotKind.ALL},
     }
     if code is not None:
         runtime = get_runtime()
@@ -145,10 +100,10 @@ def _storefront_page(code: str | None, *, status: int = 200, errors: dict | None
         values["candidates"] = [{"id": c.plugin_id, "name": pick(locale, c.plugin.manifest.name), "version": c.version.version,
                                  "publisher": f"{c.publisher_kind}:{c.publisher_id}"}
                                 for c in installs.installable(session, runtime, code)]
-        values["may_grid"] = _allowed(staff, Action.GRID, code, granted)
-        values["may_installs"] = _allowed(staff, Action.INSTALLS, code, granted)
+        values["may_grid"] = allowed(staff, Action.GRID, code, granted)
+        values["may_installs"] = allowed(staff, Action.INSTALLS, code, granted)
         values["bank_wide"] = slots.slots_of(session, None)
-    return _page("storefront.html", status, **values)
+    return page("storefront.html", status, **values)
 
 
 @bp.get("/console/bank")
@@ -171,7 +126,7 @@ def storefront(code: str):
 def _slot_form(*, scope: str | None, kind: str, slot: StorefrontSlot | None = None, entered: dict | None = None,
                errors: dict | None = None, status: int = 200):
     found = rights.verdict(db.session(), current_staff(), slots.slot_action(kind, scope), scope)
-    return _page("slot_form.html", status, scope=scope or BANK_WIDE, kind=kind, slot=slot, entered=entered,
+    return page("slot_form.html", status, scope=scope or BANK_WIDE, kind=kind, slot=slot, entered=entered,
                  errors=errors or {}, kinds=SlotKind.ALL, editable=bool(found), reason=found.reason)
 
 
@@ -185,7 +140,7 @@ def new_slot():
     staff = current_staff()
     found = rights.verdict(db.session(), staff, slots.slot_action(kind, scope), scope)
     if not found:
-        raise _refuse(NotAllowed(found.reason, action=slots.slot_action(kind, scope).value, branch=scope,
+        raise refuse(NotAllowed(found.reason, action=slots.slot_action(kind, scope).value, branch=scope,
                                  actor=staff.username))
     return _slot_form(scope=scope, kind=kind)
 
@@ -196,13 +151,13 @@ def create_slot():
     """Add a banner or feed card to ``scope`` (a branch code, or "*" for every storefront)."""
     scope = _scope(request.form.get("scope", ""))
     kind = request.form.get("kind", "")
-    form = _form()
+    form = form_fields()
 
     def apply(session, staff):
         slots.create_slot(session, staff, scope, kind, form)
         return redirect(_back(scope, saved="slot"), 303)
 
-    return _change("storefront.slot_created", scope, apply, lambda errors: _slot_form(
+    return change("storefront.slot_created", scope, apply, lambda errors: _slot_form(
         scope=scope, kind=kind if kind in SlotKind.ALL else SlotKind.BANNER, entered=form, errors=errors, status=422))
 
 
@@ -224,7 +179,7 @@ def _existing(slot_id: int) -> StorefrontSlot:
 def edit_slot(slot_id: int):
     """A slot's form."""
     slot = _existing(slot_id)
-    _require_view(current_staff(), slot.branch_code)
+    require_view(current_staff(), slot.branch_code)
     return _slot_form(scope=slot.branch_code, kind=slot.kind, slot=slot)
 
 
@@ -233,13 +188,13 @@ def edit_slot(slot_id: int):
 def update_slot(slot_id: int):
     """Change a slot."""
     slot = _existing(slot_id)
-    form = _form()
+    form = form_fields()
 
     def apply(session, staff):
         changed = slots.update_slot(session, staff, slot_id, form)
         return redirect(_back(changed.branch_code, saved="slot"), 303)
 
-    return _change("storefront.slot_changed", slot.branch_code, apply, lambda errors: _slot_form(
+    return change("storefront.slot_changed", slot.branch_code, apply, lambda errors: _slot_form(
         scope=slot.branch_code, kind=slot.kind, slot=slot, entered=form, errors=errors, status=422))
 
 
@@ -253,29 +208,22 @@ def delete_slot(slot_id: int):
         slots.delete_slot(session, staff, slot_id)
         return redirect(_back(slot.branch_code, saved="deleted"), 303)
 
-    return _change("storefront.slot_deleted", slot.branch_code, apply,
+    return change("storefront.slot_deleted", slot.branch_code, apply,
                    lambda errors: _storefront_page(slot.branch_code, status=422, errors=errors))
-
-
-def _branch_code(code: str) -> str:
-    try:
-        return get_branch(db.session(), code).code
-    except UnknownBranch:
-        raise Problem(404, _("Unknown branch"), _("There is no branch with that code.")) from None
 
 
 @bp.post("/console/branches/<code>/installs")
 @staff_required()
 def install(code: str):
     """Install the published mini-program ``plugin_id`` at the end of the grid."""
-    code = _branch_code(code)
+    code = branch_code(code)
     plugin_id = request.form.get("plugin_id", "")
 
     def apply(session, staff):
         installs.install(session, get_runtime(), staff, code, plugin_id)
         return redirect(url_for("console.storefront", code=code, saved="installed"), 303)
 
-    return _change("storefront.installed", code, apply,
+    return change("storefront.installed", code, apply,
                    lambda errors: _storefront_page(code, status=422, errors=errors, form="installs"))
 
 
@@ -283,14 +231,14 @@ def install(code: str):
 @staff_required()
 def uninstall(code: str):
     """Remove ``plugin_id`` from the storefront: its zone goes at once."""
-    code = _branch_code(code)
+    code = branch_code(code)
     plugin_id = request.form.get("plugin_id", "")
 
     def apply(session, staff):
         installs.uninstall(session, staff, code, plugin_id)
         return redirect(url_for("console.storefront", code=code, saved="uninstalled"), 303)
 
-    return _change("storefront.uninstalled", code, apply,
+    return change("storefront.uninstalled", code, apply,
                    lambda errors: _storefront_page(code, status=422, errors=errors, form="installs"))
 
 
@@ -319,14 +267,14 @@ def _grid_order(session, code: str) -> list[str]:
 @staff_required()
 def order_grid(code: str):
     """Order the icon grid by the ``position.<plugin id>`` numbers."""
-    code = _branch_code(code)
+    code = branch_code(code)
 
     def apply(session, staff):
         rights.authorize(session, staff, Action.GRID, code)  # refuse before reading the form
         installs.order_grid(session, staff, code, _grid_order(session, code))
         return redirect(url_for("console.storefront", code=code, saved="grid"), 303)
 
-    return _change("storefront.grid_ordered", code, apply,
+    return change("storefront.grid_ordered", code, apply,
                    lambda errors: _storefront_page(code, status=422, errors=errors, form="grid"))
 
 
@@ -335,13 +283,13 @@ def order_grid(code: str):
 
 def _rights_page(status: int = 200, errors: dict | None = None, failed: str | None = None):
     staff = current_staff()
-    _require_view(staff, None)
+    require_view(staff, None)
     session = db.session()
     granted: dict[str, set[str]] = {}
     for row in session.scalars(select(OperatingRight)):
         granted.setdefault(row.branch_code, set()).add(row.right)
-    return _page("rights.html", status, branches=session.scalars(select(Branch).order_by(Branch.code)).all(),
-                 granted=granted, rights_list=rights.RIGHTS, editable=_allowed(staff, Action.RIGHTS, None),
+    return page("rights.html", status, branches=session.scalars(select(Branch).order_by(Branch.code)).all(),
+                 granted=granted, rights_list=rights.RIGHTS, editable=allowed(staff, Action.RIGHTS, None),
                  errors=errors or {}, failed_branch=failed, saved=request.args.get("saved"))
 
 
@@ -350,7 +298,7 @@ def _rights_page(status: int = 200, errors: dict | None = None, failed: str | No
 def rights_page():
     """Which rights each branch has over its own storefront."""
     if not rights.is_head_office(current_staff()):
-        raise _refuse(NotAllowed(_("Only head office sees every branch's rights."), action=Action.RIGHTS.value,
+        raise refuse(NotAllowed(_("Only head office sees every branch's rights."), action=Action.RIGHTS.value,
                                  actor=current_staff().username))
     return _rights_page()
 
@@ -366,18 +314,18 @@ def set_rights():
         rights.set_rights(session, staff, code, chosen)
         return redirect(url_for("console.rights_page", saved=code), 303)
 
-    return _change("storefront.rights_changed", code[:16] or None, apply,
+    return change("storefront.rights_changed", code[:16] or None, apply,
                    lambda errors: _rights_page(422, errors, failed=code))
 
 
 def _branches_page(status: int = 200, errors: dict | None = None, entered: dict | None = None, failed: str | None = None):
     staff = current_staff()
     if not rights.is_head_office(staff):
-        raise _refuse(NotAllowed(_("Only head office manages branches."), action=Action.BRANCHES.value,
+        raise refuse(NotAllowed(_("Only head office manages branches."), action=Action.BRANCHES.value,
                                  actor=staff.username))
     session = db.session()
-    return _page("branches.html", status, branches=session.scalars(select(Branch).order_by(Branch.code)).all(),
-                 editable=_allowed(staff, Action.BRANCHES, None), errors=errors or {}, entered=entered or {},
+    return page("branches.html", status, branches=session.scalars(select(Branch).order_by(Branch.code)).all(),
+                 editable=allowed(staff, Action.BRANCHES, None), errors=errors or {}, entered=entered or {},
                  failed=failed, saved=request.args.get("saved"))
 
 
@@ -392,13 +340,13 @@ def branches():
 @staff_required()
 def add_branch():
     """Add a branch under an existing one."""
-    form = _form()
+    form = form_fields()
 
     def apply(session, staff):
         branch = create_branch(session, staff, form)
         return redirect(url_for("console.branches", saved=branch.code), 303)
 
-    return _change("storefront.branch_created", None, apply,
+    return change("storefront.branch_created", None, apply,
                    lambda errors: _branches_page(422, errors, entered=form, failed="new"))
 
 
@@ -406,12 +354,12 @@ def add_branch():
 @staff_required()
 def rename(code: str):
     """Change a branch's names."""
-    code = _branch_code(code)
-    form = _form()
+    code = branch_code(code)
+    form = form_fields()
 
     def apply(session, staff):
         rename_branch(session, staff, code, form)
         return redirect(url_for("console.branches", saved=code), 303)
 
-    return _change("storefront.branch_renamed", code, apply,
+    return change("storefront.branch_renamed", code, apply,
                    lambda errors: _branches_page(422, errors, entered=form, failed=code))

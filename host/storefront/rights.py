@@ -3,7 +3,8 @@
 Head office owns the bank-wide slots and grants each branch rights over its own storefront
 (:data:`RIGHTS`). A member of staff may make a change when their role allows that kind of
 change **and**, for branch staff, the change is to their own branch **and** head office granted
-that branch the right. Each check answers :class:`Allowed` or :class:`Denied` with a reason
+that branch the right (customer tags excepted: a branch's staff look after the tags of the
+branch's own customers without a grant). Each check answers :class:`Allowed` or :class:`Denied` with a reason
 (never a bare bool), and :func:`authorize` is the one place the storefront services enforce
 them; the refusal names its reason and is written to the audit log.
 
@@ -14,6 +15,7 @@ view               every       every        own branch       own branch
 banners, feed      every       —            own, if granted  own, if granted
 grid (order)       every       —            own, if granted  own, if granted
 installs           every       —            own, if granted  —
+customer tags      every       —            own              own
 bank-wide slots    yes         —            —                —
 rights, branches   yes         —            —                —
 =================  ==========  ===========  ===============  ================
@@ -43,6 +45,7 @@ class Action(str, Enum):
     FEED = "feed"  #: add, change or remove the branch's own feed cards
     GRID = "grid"  #: order the branch's icon grid
     INSTALLS = "installs"  #: install and uninstall mini-programs in the branch's storefront
+    TAGS = "tags"  #: add and remove tags of the branch's customers (what banners and feed cards target)
     BANK_SLOTS = "bank_slots"  #: the bank-wide banners and feed cards (every storefront)
     RIGHTS = "rights"  #: grant and revoke branches' operating rights
     BRANCHES = "branches"  #: add branches and rename them
@@ -53,10 +56,12 @@ RIGHTS = (Action.BANNERS.value, Action.FEED.value, Action.GRID.value, Action.INS
 
 #: What each branch-bound role may do to its own branch, once head office granted the right.
 BRANCH_ROLE_ACTIONS = {
-    StaffRole.BRANCH_ADMIN: frozenset({Action.BANNERS, Action.FEED, Action.GRID, Action.INSTALLS}),
-    StaffRole.BRANCH_OPERATOR: frozenset({Action.BANNERS, Action.FEED, Action.GRID}),
+    StaffRole.BRANCH_ADMIN: frozenset({Action.BANNERS, Action.FEED, Action.GRID, Action.INSTALLS, Action.TAGS}),
+    StaffRole.BRANCH_OPERATOR: frozenset({Action.BANNERS, Action.FEED, Action.GRID, Action.TAGS}),
 }
 HEAD_OFFICE_ONLY = frozenset({Action.BANK_SLOTS, Action.RIGHTS, Action.BRANCHES})
+#: Branch actions that need no right from head office: the branch's own customers are its business.
+UNGRANTED = frozenset({Action.TAGS})
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,14 @@ def check(staff: Staff | None, action: Action, branch_code: str | None, granted:
     if actions is None or not staff.branch_code:
         return Denied(_("Your role may not change storefronts."))
     if branch_code != staff.branch_code:
+        if action == Action.TAGS:
+            return Denied(_("You may change the tags of your own branch's customers (%(branch)s) only.",
+                            branch=staff.branch_code))
         return Denied(_("You may change the storefront of your own branch (%(branch)s) only.", branch=staff.branch_code))
     if action not in actions:
         return Denied(_("Your role (%(role)s) may not do this: %(action)s.", role=staff.role, action=action.value))
+    if action in UNGRANTED:
+        return Allowed(_("Branch staff look after the tags of their own branch's customers."))
     if action.value not in granted:
         return Denied(_("Head office has not granted branch %(branch)s the right: %(right)s.",
                         branch=branch_code, right=action.value))
@@ -127,7 +137,8 @@ def granted_rights(session: Session, branch_code: str | None) -> frozenset[str]:
 def verdict(session: Session, staff: Staff | None, action: Action, branch_code: str | None) -> Verdict:
     """:func:`check` with the branch's granted rights read (only when they can matter)."""
     needs_rights = (staff is not None and staff.role in BRANCH_ROLE_ACTIONS and action not in HEAD_OFFICE_ONLY
-                    and action != Action.VIEW and branch_code is not None and branch_code == staff.branch_code)
+                    and action != Action.VIEW and action not in UNGRANTED and branch_code is not None
+                    and branch_code == staff.branch_code)
     return check(staff, action, branch_code, granted_rights(session, branch_code) if needs_rights else ())
 
 

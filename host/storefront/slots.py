@@ -32,9 +32,9 @@ from .errors import InvalidChange, NotFound
 from .models import CustomerTag, SlotKind, StorefrontSlot
 from .rights import Action, authorize
 from .services import is_plugin_id
+from .tags import check_tag
 
 MAX_TAGS = 10
-TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,31}\Z")
 STATIC = re.compile(r"/static/[A-Za-z0-9_-][A-Za-z0-9._/-]*\Z")
 MP_LINK = re.compile(r"mp:(?P<plugin>[a-z0-9.-]{3,64})(?P<path>/[^\s#]*)?\Z")
 #: The form of times in forms (an HTML ``datetime-local`` field), read as UTC.
@@ -123,7 +123,7 @@ class SlotSchema(Schema):
                          error_messages={"invalid": _l("must be text")})
     starts_at = _Time(load_default=None)
     ends_at = _Time(load_default=None)
-    tags = fields.List(fields.String(validate=validate.Regexp(TAG, error=_l("tags are lower-case letters, digits and '-', up to 32 each"))),
+    tags = fields.List(fields.String(validate=check_tag),
                        load_default=list, validate=validate.Length(max=MAX_TAGS, error=_l("at most {max} tags")),
                        error_messages={"invalid": _l("must be a list of tags")})
     position = fields.Integer(load_default=0, strict=False, validate=validate.Range(min=0, max=9999, error=_l("must be a whole number from {min} to {max}")),

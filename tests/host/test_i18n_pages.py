@@ -98,13 +98,13 @@ def _customer(site, phone: str = "13800000001", password: str = "canopy-demo-1")
     ("/developer/signin", ["合作方开发者登录", "电子邮箱"], ["Partner developer sign-in", "E-mail"]),
 ])
 def test_the_sign_in_pages_follow_accept_language_and_lang(site, path, zh, en):
-    client = site.test_client()
-    for page in (text(client.get(path, headers={"Accept-Language": "zh-CN"})), text(client.get(f"{path}?lang=zh-CN")),
-                 text(client.get(f"{path}?lang=zh", headers={"Accept-Language": "en"}))):
+    def fresh(query: str = "", **headers) -> str:  # a new browser each time: no language remembered
+        return text(site.test_client().get(path + query, headers=headers))
+
+    for page in (fresh(**{"Accept-Language": "zh-CN"}), fresh("?lang=zh-CN"), fresh("?lang=zh", **{"Accept-Language": "en"})):
         assert all(word in page for word in zh)
         assert_chinese(page)
-    for page in (text(client.get(path, headers={"Accept-Language": "en-GB,en;q=0.9"})),
-                 text(client.get(f"{path}?lang=en", headers={"Accept-Language": "zh-CN"}))):
+    for page in (fresh(**{"Accept-Language": "en-GB,en;q=0.9"}), fresh("?lang=en", **{"Accept-Language": "zh-CN"})):
         assert all(word in page for word in en)
         assert_english(page)
 
@@ -192,7 +192,7 @@ def test_my_authorisations_in_both_languages(site, wallet):
 
     pushed = wallet.par(scope="profile.basic:read profile.phone:read")
     assert browser.decide(pushed.get_json()["request_uri"], wallet.plugin_id).status_code == 303
-    chinese = text(browser.http.get("/me/authorisations"))
+    chinese = text(browser.http.get("/me/authorisations?lang=zh-CN"))  # ?lang=en was remembered: choose again
     assert re.search(r"授权于 \d{4}-\d\d-\d\d \d\d:\d\d UTC", chinese) and "有效期至 " in chinese
     assert ">撤回<" in chinese and ">全部撤回<" in chinese
     assert_chinese(chinese)
@@ -204,7 +204,7 @@ def test_my_authorisations_in_both_languages(site, wallet):
     token = form_token(chinese)
     done = browser.http.post("/me/authorisations/withdraw", data={"plugin_id": wallet.plugin_id, "csrf_token": token})
     assert done.status_code == 303
-    assert "已撤回，立即生效。" in text(browser.http.get(done.headers["Location"]))
+    assert "已撤回，立即生效。" in text(browser.http.get(done.headers["Location"] + "&lang=zh-CN"))
     assert "Withdrawn. It takes effect at once." in text(browser.http.get(done.headers["Location"] + "&lang=en"))
 
 
@@ -299,3 +299,46 @@ def test_error_pages_are_in_the_readers_language_and_problem_documents_stay_engl
     refused = text(staff.get("/staff/risk?branch=SH001", headers={"Accept-Language": "zh-CN"}), 403)
     assert "<h1>无权操作</h1>" in refused
     assert "<h1>Not allowed</h1>" in text(staff.get("/staff/risk?branch=SH001&lang=en"), 403)
+
+
+# -- a language chosen with ?lang= is kept across a form's POST and its redirect ----------------------
+
+
+def test_a_customers_choice_outlives_the_sign_in_post_and_beats_her_own_setting(site):
+    client = site.test_client()
+    page = text(client.get("/signin?lang=en", headers={"Accept-Language": "zh-CN"}))
+    wrong = client.post("/signin", data={"phone": "13800000001", "password": "nope", "csrf_token": form_token(page)},
+                        headers={"Accept-Language": "zh-CN"})
+    assert "The sign-in name or password is wrong." in text(wrong, 401)
+    done = client.post("/signin", data={"phone": "13800000001", "password": "canopy-demo-1",
+                                        "csrf_token": form_token(page), "next": "/me/authorisations"})
+    assert done.status_code == 303 and "lang=" not in done.headers["Location"]
+    # 林小姐's own setting is Chinese, but she chose English in this browser
+    english = text(client.get(done.headers["Location"], headers={"Accept-Language": "zh-CN"}))
+    assert "No mini-program holds an authorisation from you." in english
+    assert_english(english)
+
+
+def test_a_staff_members_choice_outlives_a_console_post_and_its_redirect(site):
+    staff = _staff(site, "sh.operator")
+    assert '<html lang="en">' in text(staff.get("/console/branches/SH001?lang=en", headers={"Accept-Language": "zh-CN"}))
+    token = form_token(text(staff.get("/console/slots/new?scope=SH001&kind=banner")))
+    form = {"csrf_token": token, "scope": "SH001", "kind": "banner", "title_zh": "春季理财", "title_en": "Spring savings"}
+    invalid = staff.post("/console/slots", data={**form, "link": "javascript:x"}, headers={"Accept-Language": "zh-CN"})
+    assert "must be an https:// address or a mini-program page" in text(invalid, 422)
+    saved = staff.post("/console/slots", data=form, headers={"Accept-Language": "zh-CN"})
+    assert saved.status_code == 303 and "lang=" not in saved.headers["Location"]
+    page = text(staff.get(saved.headers["Location"], headers={"Accept-Language": "zh-CN"}))
+    assert "Saved." in page and '<html lang="en">' in page
+    chinese = text(staff.get(saved.headers["Location"] + "&lang=zh-CN"))  # choosing again replaces it
+    assert "已保存。" in chinese
+    assert '<html lang="zh-CN">' in text(staff.get("/console/branches/SH001", headers={"Accept-Language": "en"}))
+
+
+def test_a_remembered_choice_beats_the_customers_setting_until_she_chooses_again(site):
+    reader = _customer(site, *EN_READER)  # her own setting: English
+    assert "No mini-program holds an authorisation from you." in text(reader.http.get("/me/authorisations"))
+    reader.http.set_cookie("canopy_lang", "zh-CN")
+    assert "目前没有小程序获得您的授权。" in text(reader.http.get("/me/authorisations"))
+    reader.http.set_cookie("canopy_lang", "ja")  # not a supported locale: as if there were none
+    assert "No mini-program holds an authorisation from you." in text(reader.http.get("/me/authorisations"))
