@@ -31,6 +31,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -55,6 +56,7 @@ PHASE_SECONDS = 8  # each measurement in each round
 WARMUP_SECONDS = 2  # the service layer's warm-up, which also gives its first rate estimate
 HTTP_WARMUP = 6  # payments per HTTP client on fresh connections before the rounds
 HEADROOM = 1.5  # a service worker gets this many times the intents it is expected to confirm
+EVENT_POLL = 0.2  # seconds between the event worker's passes when it found nothing to do
 GOALS = {"service": 0.30, "http": 0.15}  # of pgbench's transactions per second
 
 PLUGIN = "sh.deals"  # the demo's in-process shop that takes payments (merchant account: branch:SH001)
@@ -210,9 +212,7 @@ def _worker(pipe, barrier, env: dict[str, str], client: Client) -> None:
     try:
         app = _app(env)
         from host.db import get_database
-        from host.events.outbox import deliver_batch
         from host.payments import confirmation, intents
-        from host.runtime import get_runtime
 
         database = get_database(app)
         accepted = app.extensions["canopy.payments.currencies"]
@@ -255,12 +255,8 @@ def _worker(pipe, barrier, env: dict[str, str], client: Client) -> None:
                         item = make(1, (customer_id,))[0]
                         first, again = confirm(item), confirm(item, acknowledged=True)
                         answer[f"{first.outcome} ({first.rule}), then {again.outcome}"] += 1
-                elif name == "run":
+                else:  # "run"
                     answer = _timed_run(barrier, args[0], queue, confirm, confirmation.PAID)
-                else:  # "deliver": the events the confirmations wrote, as a request would after its commit
-                    runtime, answer = get_runtime(app), 0
-                    while (batch := deliver_batch(runtime, database)).claimed:
-                        answer += batch.delivered
                 pipe.send((name, answer))
     except Exception:  # noqa: BLE001 - the parent reports it and stops
         pipe.send(("error", traceback.format_exc()))
@@ -333,6 +329,52 @@ class Workers:
                 process.join(10)
                 if not process.is_alive():
                     break
+
+
+# -- the event worker --------------------------------------------------------------------------
+
+
+class EventWorker:
+    """``canopy worker``, delivering the events confirmations write (``CANOPY_EVENTS_DELIVERY=worker``),
+    as in production; its CPU time is counted with the measurement it works for."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        script = Path(sys.executable).with_name("canopy")
+        command = [str(script)] if script.exists() else [sys.executable, "-c", "from host.cli import main; main()"]
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen(command + ["worker", "--interval", str(EVENT_POLL)], env=env, cwd=REPO,
+                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the worker has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def drain(self, engine) -> float:
+        """Wait until no event is waiting for delivery; return how long that took (seconds)."""
+        from sqlalchemy import text
+
+        started = time.monotonic()
+        while time.monotonic() < started + PHASE_TIME_LIMIT:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"canopy worker exited ({self.proc.returncode})")
+            with engine.connect() as connection:
+                if not connection.execute(text("SELECT count(*) FROM outbox_events WHERE next_attempt_at IS NOT NULL "
+                                               "AND delivered_at IS NULL")).scalar():
+                    return time.monotonic() - started
+            time.sleep(0.02)
+        raise RuntimeError(f"events still undelivered {PHASE_TIME_LIMIT:.0f} s after the phase")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
 
 
 # -- HTTP --------------------------------------------------------------------------------------
@@ -410,8 +452,10 @@ class Measurement:
             self.notes.append(f"round {len(self.rates)}: {note}")
 
 
-def _service_round(workers: Workers, m: Measurement) -> None:
+def _service_round(workers: Workers, events: EventWorker, engine, m: Measurement) -> None:
+    cpu0 = events.cpu_seconds()
     runs = workers.ask("run", PHASE_SECONDS)
+    drained = events.drain(engine)
     outcomes = sum((r.outcomes for r in runs), Counter())
     paid = sum(r.paid for r in runs)
     errors = [r.first_error for r in runs if r.first_error]
@@ -419,15 +463,17 @@ def _service_round(workers: Workers, m: Measurement) -> None:
         f"outcomes {dict(outcomes)}" if paid != sum(outcomes.values()) else "",
         f"first error: {errors[0]}" if errors else "",
         f"a worker ran out of intents before the {PHASE_SECONDS} s were up" if any(r.ran_out for r in runs) else ""]))
-    m.add(paid, max(r.ended for r in runs) - min(r.started for r in runs), sum(outcomes.values()) - paid, note)
-    m.cpu = (m.cpu or 0.0) + sum(r.cpu for r in runs)
+    m.add(paid, max(r.ended for r in runs) - min(r.started for r in runs) + drained, sum(outcomes.values()) - paid, note)
+    m.cpu = (m.cpu or 0.0) + sum(r.cpu for r in runs) + events.cpu_seconds() - cpu0
     m.latencies += [x for r in runs for x in r.latencies]
 
 
-def _http_round(server: Server, engine, customers: dict[str, SignedIn], ids: list[list[tuple[str, str]]],
-                m: Measurement) -> None:
+def _http_round(server: Server, events: EventWorker, engine, customers: dict[str, SignedIn],
+                ids: list[list[tuple[str, str]]], m: Measurement) -> None:
+    cpu0 = events.cpu_seconds()
     phase = drive(server, interleave([[customers[customer_id].pay(intent_id) for intent_id, customer_id in mine]
                                       for mine in ids]))
+    drained = events.drain(engine)
     sent = [intent_id for mine in ids for intent_id, _ in mine]
     states = _states(engine, sent)
     paid = states.get("succeeded", 0)
@@ -436,8 +482,8 @@ def _http_round(server: Server, engine, customers: dict[str, SignedIn], ids: lis
         if phase.errors or paid != len(sent) else "",
         f"first error: {phase.first_error}" if phase.first_error else "",
         f"the phase hit its {PHASE_TIME_LIMIT:.0f} s limit" if phase.timed_out else ""]))
-    m.add(paid, phase.wall, phase.errors + len(sent) - paid, note)
-    m.cpu = (m.cpu or 0.0) + phase.server_cpu
+    m.add(paid, phase.wall + drained, phase.errors + len(sent) - paid, note)
+    m.cpu = (m.cpu or 0.0) + phase.server_cpu + events.cpu_seconds() - cpu0
     m.latencies += phase.latencies
 
 
@@ -468,8 +514,9 @@ LEGEND = (
     "not, or any intent not succeeded, is a failure); per second = committed ÷ the phase's wall time "
     "(pgbench: its tps without connection time); vs pgbench = median ÷ pgbench's median, and each round's ÷ that "
     "round's pgbench; latency = one confirmation as its client saw it (pgbench: its average, each round); CPU ms "
-    "each = the service workers' own CPU time, or the gunicorn server's (arbiter and workers), per payment; "
-    "PostgreSQL's CPU is in neither."
+    "each = the service workers' own CPU time, or the gunicorn server's (arbiter and workers), with the event "
+    "worker's in both, per payment; PostgreSQL's CPU is in neither. A phase's wall time runs until every event its "
+    "payments wrote was delivered."
 )
 
 
@@ -487,12 +534,12 @@ class Stage:
     engine: Any = None
     customers: dict[str, SignedIn] = field(default_factory=dict)  # by customer id
     counted: int = 0  # payments that succeeded, by the benchmark's own count
-    delivered: int = 0  # events delivered after the service layer's phases
+    events: EventWorker | None = None
     service_rate: float = 0.0  # the latest, for the size of the next round
     http_rate: float = 0.0
 
     def close(self) -> None:
-        for running in (self.server, self.workers):
+        for running in (self.server, self.workers, self.events):
             if running is not None:
                 running.stop()
         if self.engine is not None:
@@ -519,6 +566,7 @@ def _build(stage: Stage, executable: str) -> tuple[list[str], dict, list[Client]
     url = make_url(POSTGRES).set(database=stage.databases[0]).render_as_string(hide_password=False)
     stage.env = {"CANOPY_INSTANCE_PATH": str(stage.work / "instance"), "CANOPY_DATABASE_URL": url,
                  "CANOPY_PLUGIN_PATHS": str(REPO / "plugins")}
+    stage.env["CANOPY_EVENTS_DELIVERY"] = "worker"  # and EventWorker delivers them, as in production
     prepared = [canopy(args, server_env(stage.env)) for args in (["init-instance"], ["db", "upgrade"], ["demo"])]
     clients = [Client(tuple(f"137{n:02d}{k:06d}" for k in range(CUSTOMERS_PER_CLIENT)), BRANCHES[n % len(BRANCHES)])
                for n in range(CLIENTS)]
@@ -533,6 +581,7 @@ def _build(stage: Stage, executable: str) -> tuple[list[str], dict, list[Client]
     stage.server.start()
     stage.server.wait_ready()
     stage.engine = engine_for(url)
+    stage.events = EventWorker(server_env(stage.env), stage.work / "worker.log")
     return prepared, settings, clients
 
 
@@ -546,7 +595,7 @@ def _warm_up(stage: Stage, clients: list[Client]) -> tuple[Counter, Counter]:
     warm = workers.ask("run", WARMUP_SECONDS)
     stage.service_rate = sum(r.paid for r in warm) / (max(r.ended for r in warm) - min(r.started for r in warm))
     stage.counted = CLIENTS * CUSTOMERS_PER_CLIENT + sum(r.paid for r in warm)
-    stage.delivered = sum(workers.ask("deliver"))
+    stage.events.drain(stage.engine)
     phones = {customer_id: phone for client in clients for phone, customer_id in zip(client.phones, client.customer_ids)}
     signed_in = Counter()
     for items in http_items:  # the first HTTP_CUSTOMERS items: one for each of the client's HTTP customers
@@ -575,7 +624,9 @@ def _describe(stage: Stage, postgres: str, prepared: list[str], devices: Counter
                 f"would put threads on one core), each with its own app and connection, paying for its {CUSTOMERS_PER_CLIENT} "
                 f"customers in turn. HTTP: {CLIENTS} client threads with one persistent connection each, each paying "
                 f"in turn for {HTTP_CUSTOMERS} of those customers, each signed in at /signin, against "
-                f"the gunicorn server above (`host:create_app()`; events delivered inline, the default)")
+                f"the gunicorn server above (`host:create_app()`). Events: `CANOPY_EVENTS_DELIVERY=worker` and one `canopy "
+                f"worker --interval {EVENT_POLL}` delivering them, as in production; each phase ends when every event "
+                f"its payments wrote is delivered, and the worker's CPU counts with the phase")
     common.note(f"customers: {CUSTOMERS_PER_CLIENT} per client ({CLIENTS * CUSTOMERS_PER_CLIENT:,}), made as the demo "
                 f"makes its customers and topped up to {FUNDS // 100:,} CNY each through the rail, home branches {', '.join(BRANCHES)}; every intent is {PLUGIN}'s, 1.00-9.99 CNY, so every "
                 f"payment credits one merchant account (branch:SH001)")
@@ -583,8 +634,7 @@ def _describe(stage: Stage, postgres: str, prepared: list[str], devices: Counter
                 f"every attempt but allows. Each customer's first payment from a device (not timed) — service layer: "
                 f"{dict(devices)}; HTTP: {dict(http_devices)}")
     common.note(f"warm-up (not timed): {WARMUP_SECONDS} s of service-layer confirmations (~{stage.service_rate:,.0f}/s); "
-                f"{HTTP_WARMUP} HTTP confirmations per client on fresh connections (~{stage.http_rate:,.0f}/s). The "
-                f"service layer's events are delivered after each of its phases (not timed): no HTTP phase inherits them")
+                f"{HTTP_WARMUP} HTTP confirmations per client on fresh connections (~{stage.http_rate:,.0f}/s)")
     common.note(f"rounds: {ROUNDS} × (pgbench, service layer, HTTP), {PHASE_SECONDS} s each, the order reversed every "
                 f"other round; each round's intents are made before it starts; load average {common.load_average()}\n")
 
@@ -606,10 +656,9 @@ def _rounds(stage: Stage) -> list[Measurement]:
                 latency.append(f"{result.latency_ms:.2f}")
                 baseline.latency_text = "avg " + " / ".join(latency)
             elif what == "service":
-                _service_round(stage.workers, service)
-                stage.delivered += sum(stage.workers.ask("deliver"))
+                _service_round(stage.workers, stage.events, stage.engine, service)
             else:
-                _http_round(stage.server, stage.engine, stage.customers, http_ids, http)
+                _http_round(stage.server, stage.events, stage.engine, stage.customers, http_ids, http)
         stage.service_rate, stage.http_rate = service.rates[-1], http.rates[-1]
     stage.counted += service.done + http.done
     return [baseline, service, http]
@@ -647,8 +696,7 @@ def run() -> dict:
         if failures:
             common.note(f"\n!!! {failures} FAILURES: payments or transactions that did not go through (see the warnings "
                         f"above); this is not a clean run !!!")
-        common.note(f"\nafter the run ({stage.delivered:,} events delivered after the service layer's phases): "
-                    f"`canopy payments check` on Canopy's database")
+        common.note("\nafter the run: `canopy payments check` on Canopy's database")
         figures["invariants"] = _check(stage.env, stage.engine, stage.counted)
         common.note(f"(payments: {time.perf_counter() - started:.0f} s before the clean-up, setup included; "
                     f"load average {common.load_average()})")
