@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= 2
 export CANOPY_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test test-sqlite test-postgres test-e2e bench translations clean
+.PHONY: help install browser bubblewrap run test test-sqlite test-postgres test-e2e bench translations clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -30,8 +30,16 @@ browser: ## Install Debian's chromium (and Chinese fonts) for the browser tests 
 	  $$sudo apt-get update -qq && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
 
+# Partner plugins run only inside bubblewrap (docs/sandbox.md); without it they are refused
+# and the sandbox tests fail under CI=true.
+bubblewrap: ## Install Debian's bubblewrap (the partner-plugin sandbox) when missing
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }
+
 run: export CANOPY_DEVELOPMENT = true
-run: install ## Set up the embedded SQLite instance, seed the demo and serve on $(HOST):$(PORT)
+run: install bubblewrap ## Set up the embedded SQLite instance, seed the demo and serve on $(HOST):$(PORT)
 	$(VENV)/bin/canopy init-instance
 	$(VENV)/bin/canopy db upgrade
 	$(VENV)/bin/canopy demo
@@ -52,7 +60,7 @@ translations: install ## Add new texts to every package's catalog (translations/
 	$(PY) -m host.catalogs update
 	$(PY) -m host.catalogs check
 
-test: install browser ## Run the whole suite on SQLite (browser tests included), then the database tests again on PostgreSQL
+test: install browser bubblewrap ## Run the whole suite on SQLite (browser tests included), then the database tests again on PostgreSQL
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 

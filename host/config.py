@@ -76,6 +76,15 @@ DEFAULTS: dict[str, Any] = {
     # *.localhost resolves to loopback, so the same server answers. Production: a separate domain,
     # e.g. "https://{plugin}.mp.bank-apps.example" (docs/bridge.md, "Origins").
     "MINIPROGRAM_ORIGIN": "http://{plugin}.mp.localhost:{port}",
+    # Partner plugins (docs/sandbox.md): "auto" runs them in the sandbox where isolation works
+    # here (refused otherwise); "off" refuses them. Workers per plugin in each host process;
+    # faults within the window (seconds) that disable a plugin; its resource limits over the
+    # defaults (e.g. {"memory_bytes": 268435456}).
+    "SANDBOX": "auto",
+    "SANDBOX_WORKERS": 2,
+    "SANDBOX_MAX_FAULTS": 3,
+    "SANDBOX_FAULT_WINDOW": 3600,
+    "SANDBOX_LIMITS": {},
 }
 
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}

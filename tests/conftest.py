@@ -188,6 +188,9 @@ def make_config(database_url: str, tmp_path: Path, **overrides) -> dict:
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "PLUGIN_PATHS": [str(PLUGINS)],
         "LOAD_ENTRY_POINTS": False,
+        # Partner plugins stay refused in the suite's apps unless a test turns the sandbox on
+        # (tests/sandbox does: SANDBOX="auto", the default outside the suite).
+        "SANDBOX": "off",
         "SECRET_KEY": SECRET,
         "TESTING": True,
         # Real Argon2id, at a cost that keeps the suite quick.

@@ -67,6 +67,8 @@ class HookInvoker:
         self._in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.counts: Counter[tuple[str, str, str]] = Counter()
+        #: Called by :meth:`shutdown` (e.g. the sandbox stopping its workers).
+        self.on_shutdown: list[Callable[[], None]] = []
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -78,10 +80,12 @@ class HookInvoker:
         return self._pool
 
     def shutdown(self) -> None:
-        """Stop the pool without waiting for abandoned calls."""
+        """Stop the pool without waiting for abandoned calls, then run :attr:`on_shutdown`."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        for stop in self.on_shutdown:
+            stop()
 
     def budget(self, hook: str) -> float:
         """The budget in seconds for one call of ``hook``."""
@@ -154,6 +158,8 @@ class HookInvoker:
             return self._record(Outcome(plugin_id, hook, ERROR, error=exc, elapsed=time.perf_counter() - started))
         except ApiError as exc:
             return self._record(Outcome(plugin_id, hook, REJECTED, error=exc, elapsed=time.perf_counter() - started))
+        except InvalidResult as exc:  # e.g. a sandboxed plugin's answer that is not what its hook returns
+            return self._record(Outcome(plugin_id, hook, INVALID, error=exc, elapsed=time.perf_counter() - started))
         except Exception as exc:
             return self._record(Outcome(plugin_id, hook, ERROR, error=exc, elapsed=time.perf_counter() - started))
         except BaseException as exc:

@@ -22,7 +22,7 @@ log = logging.getLogger("canopy.runtime")
 
 ENTRY_POINT_GROUP = "canopy.plugins"
 SANDBOX_ONLY = (
-    "partner plugins run only in the sandbox, which this host does not provide yet; "
+    "partner plugins run only in the sandbox, which is switched off on this host (SANDBOX = \"off\"); "
     "the plugin is registered but not started"
 )
 SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache"}
@@ -127,7 +127,10 @@ def inspect_folder(folder: Path, *, source: str | None = None) -> LoadedPlugin:
 
 
 def load_folder(folder: Path, *, import_code: bool = True, source: str | None = None) -> LoadedPlugin:
-    """Validate a plugin folder and, unless it must run in the sandbox, import its entry."""
+    """Validate a plugin folder and, unless it must run in the sandbox, import its entry.
+
+    A partner plugin is never imported: it comes back with ``problem`` :data:`SANDBOX_ONLY`,
+    which the runtime's sandbox replaces with a proxy when it can isolate the plugin."""
     result = inspect_folder(folder, source=source)
     if result.problem is not None:
         return result

@@ -25,6 +25,7 @@ from .grants import ConsentSource, NoConsentsYet, grant_for
 from .invoke import HookInvoker, Outcome
 from .loader import SANDBOX_ONLY, LoadedPlugin, discover_folders, import_folder_code, load_entry_points, load_folder
 from .manager import CanopyPluginManager
+from .sandboxed import SandboxHost, record_disabled
 from .storage import PluginStorage
 
 log = logging.getLogger("canopy.runtime")
@@ -64,6 +65,10 @@ class PluginRuntime:
         self.plugins: dict[str, LoadedPlugin] = {}
         self.refused: list[LoadedPlugin] = []
         self._impls: dict[str, dict[str, Callable[..., Any]]] = {}
+        #: Partner plugins run out of process (docs/sandbox.md); their faults can disable them.
+        self.sandbox = SandboxHost(config, budget=self.invoker.budget, on_disable=record_disabled(
+            database, lambda plugin_id: self.plugins[plugin_id].manifest.version if plugin_id in self.plugins else None))
+        self.invoker.on_shutdown.append(self.sandbox.shutdown)
         for name in DEFAULT_PLUGINS:
             self.pm.register(importlib.import_module(name), name=name)
         self.catalog = ScopeCatalog.from_hook_results(self.pm.hook.canopy_scope_definitions())
@@ -78,9 +83,13 @@ class PluginRuntime:
             # take the served plugin's package name and replace its code.
             if loaded.problem is None and loaded.id not in self.plugins:
                 import_folder_code(loaded)
+            elif loaded.problem == SANDBOX_ONLY and loaded.id not in self.plugins:
+                self.sandbox.prepare(loaded)  # a partner plugin: never imported here
             self.add(loaded)
         if entry_points:
             for loaded in load_entry_points():
+                if loaded.problem == SANDBOX_ONLY and loaded.id not in self.plugins:
+                    self.sandbox.prepare(loaded)  # its package folder, with only the SDK beside it
                 self.add(loaded)
 
     def add(self, loaded: LoadedPlugin) -> None:
@@ -105,6 +114,7 @@ class PluginRuntime:
         if loaded.plugin is None and loaded.problem is None:
             loaded.problem = "its entry names None instead of a plugin object"
         if not loaded.ok:
+            self.sandbox.forget(loaded)
             # A partner plugin waiting for the sandbox is expected, not an error to page anyone about.
             level = logging.INFO if loaded.problem == SANDBOX_ONLY else logging.ERROR
             log.log(level, "plugin %s not started: %s", loaded.id or loaded.source, loaded.problem)

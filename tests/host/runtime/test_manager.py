@@ -290,7 +290,7 @@ def test_a_duplicate_folder_never_runs_nor_replaces_the_served_plugins_code(make
     assert not marker.exists()
 
 
-def test_a_partner_waiting_for_the_sandbox_is_logged_as_info_and_a_broken_plugin_as_error(caplog, app_factory, tmp_path):
+def test_a_partner_with_the_sandbox_off_is_logged_as_info_and_a_broken_plugin_as_error(caplog, app_factory, tmp_path):
     import logging
     from pathlib import Path
 
@@ -301,7 +301,7 @@ def test_a_partner_waiting_for_the_sandbox_is_logged_as_info_and_a_broken_plugin
     (root / "broken" / "plugin.toml").write_text('id = "Not An Id"\n', encoding="utf-8")
     partner = Path(__file__).resolve().parents[3] / "plugins" / "city_utilities"
     with caplog.at_level(logging.INFO, logger="canopy.runtime"):
-        runtime = get_runtime(app_factory(PLUGIN_PATHS=[str(root), str(partner)]))
+        runtime = get_runtime(app_factory(PLUGIN_PATHS=[str(root), str(partner)], SANDBOX="off"))
     levels = {r.getMessage().split(":")[0]: r.levelno for r in caplog.records if "not started" in r.getMessage()}
     assert levels["plugin city.utilities not started"] == logging.INFO
     assert any(level == logging.ERROR for message, level in levels.items() if "city.utilities" not in message)

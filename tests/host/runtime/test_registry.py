@@ -17,7 +17,7 @@ SCOPED = ["payments:create", "profile.basic:read"]
 @pytest.fixture
 def start(app_factory, plugins_dir):
     """Start an app on this test's database serving ``plugins_dir``; a later call is a restart."""
-    return lambda: app_factory(PLUGIN_PATHS=[str(plugins_dir)])
+    return lambda **config: app_factory(PLUGIN_PATHS=[str(plugins_dir)], **config)
 
 
 def sync(app, **kwargs):
@@ -179,7 +179,7 @@ def test_a_disabled_version_stays_disabled_across_syncs(start, plugins_dir, make
 
 def test_a_refused_partner_is_recorded_as_refused_with_its_reason(start, plugins_dir, make_plugin):
     make_plugin(plugins_dir, "acme.bills", publisher={"kind": "partner", "id": "acme"}, scopes=SCOPED)
-    app = start()
+    app = start(SANDBOX="off")
 
     report = sync(app, approve=True)
 
