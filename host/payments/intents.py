@@ -176,7 +176,7 @@ def cancel(session: Session, plugin_id: str, intent_id: object) -> PaymentIntent
 def refund(session: Session, plugin_id: str, intent_id: object, amount: object, reason: object = "") -> Refund:
     """Return ``amount`` of a succeeded intent to its customer: one refund transfer, merchant → customer.
 
-    The intent row is locked first (then the accounts, in id order), so concurrent refunds of one
+    The intent row is locked first (then the accounts, in the ledger's order), so concurrent refunds of one
     intent take turns and together never exceed what was paid.
     """
     reason = payment_rules.check_reason(reason)
