@@ -18,6 +18,7 @@ BENCHMARKS = {
     "loading": "benchmarks.loading",
     "oauth": "benchmarks.oauth",
     "payments": "benchmarks.payments",
+    "sandbox": "benchmarks.sandbox",
     "storefront": "benchmarks.storefront",
 }
 

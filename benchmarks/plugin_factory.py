@@ -1,7 +1,7 @@
 """Generated mini-programs for the benchmarks, and the temporary apps that load them.
 
 Each generated plugin is a folder as a branch would publish it: ``plugin.toml`` (publisher
-kind ``bank``, so it runs in-process), one module with one hook implementation
+kind ``bank`` by default, so it runs in-process; ``partner`` runs it in the sandbox), one module with one hook implementation
 (``canopy_storefront_tiles`` returning one :class:`~canopy_sdk.Tile`) and one template.
 """
 
@@ -15,7 +15,7 @@ MANIFEST = """\
 id = "{plugin_id}"
 name = {{ zh = "基准插件 {n}", en = "Benchmark plugin {n}" }}
 version = "1.0.0"
-publisher = {{ kind = "bank", id = "HQ" }}
+publisher = {{ kind = "{kind}", id = "{publisher_id}" }}
 entry = "{module}:plugin"
 scopes = [{scopes}]
 pages = [{{ path = "/", title = {{ zh = "首页", en = "Home" }} }}]
@@ -51,11 +51,16 @@ def plugin_id(prefix: str, n: int) -> str:
     return f"bench.{prefix}.p{n:04d}"
 
 
-def generate(root: Path, count: int, prefix: str, scopes: Sequence[str] = ()) -> list[str]:
+#: The publisher each kind of generated plugin names.
+PUBLISHERS = {"bank": "HQ", "partner": "BENCHCO"}
+
+
+def generate(root: Path, count: int, prefix: str, scopes: Sequence[str] = (), publisher: str = "bank") -> list[str]:
     """Write ``count`` plugin folders under ``root``; return their ids.
 
     ``prefix`` keeps the ids (and so the modules' package names) of different sets apart;
-    ``scopes`` are what each manifest requests.
+    ``scopes`` are what each manifest requests; ``publisher`` is the kind of publisher
+    (``bank``: in-process; ``partner``: in the sandbox).
     """
     scope_list = ", ".join(f'"{scope}"' for scope in scopes)
     root.mkdir(parents=True, exist_ok=True)
@@ -65,7 +70,8 @@ def generate(root: Path, count: int, prefix: str, scopes: Sequence[str] = ()) ->
         module = f"bench_{prefix}_p{n:04d}"
         folder = root / f"{prefix}_p{n:04d}"
         (folder / "templates").mkdir(parents=True)
-        (folder / "plugin.toml").write_text(MANIFEST.format(plugin_id=pid, n=n, module=module, scopes=scope_list), encoding="utf-8")
+        (folder / "plugin.toml").write_text(MANIFEST.format(plugin_id=pid, n=n, module=module, scopes=scope_list,
+                                                                          kind=publisher, publisher_id=PUBLISHERS[publisher]), encoding="utf-8")
         (folder / f"{module}.py").write_text(MODULE.format(plugin_id=pid, n=n), encoding="utf-8")
         (folder / "templates" / "index.html").write_text(TEMPLATE.format(n=n), encoding="utf-8")
         ids.append(pid)

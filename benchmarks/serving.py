@@ -103,20 +103,31 @@ class Server:
         )
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) used so far by the arbiter and its workers (Linux ``/proc``;
-        0.0 where there is none). Workers that exited are not counted."""
+        """CPU time (user + system) used so far by the arbiter and every process descended from it
+        (its workers, and what they start: the sandbox's jailed workers run in sessions of their
+        own); Linux ``/proc``, 0.0 where there is none. Processes that exited are not counted."""
         if self.proc is None:
             return 0.0
         tick = os.sysconf("SC_CLK_TCK")
-        total = 0
+        parents, ticks = {}, {}
         for entry in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = entry.read_text().rpartition(")")[2].split()
             except OSError:
                 continue  # the process ended meanwhile
-            if int(fields[2]) == self.proc.pid:  # in the arbiter's process group
-                total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-        return total / tick
+            pid = int(entry.parent.name)
+            parents[pid], ticks[pid] = int(fields[1]), int(fields[11]) + int(fields[12])  # ppid; utime + stime
+
+        def descends(pid: int) -> bool:
+            seen = set()
+            while pid not in (0, 1) and pid not in seen:
+                if pid == self.proc.pid:
+                    return True
+                seen.add(pid)
+                pid = parents.get(pid, 0)
+            return False
+
+        return sum(used for pid, used in ticks.items() if descends(pid)) / tick
 
     def log_tail(self, lines: int = 30) -> str:
         try:

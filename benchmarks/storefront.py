@@ -107,12 +107,13 @@ plugin = Plugin()
 '''
 
 
-def write_plugins(root: Path, count: int = PLUGINS, tiles: int = TILES) -> list[str]:
+def write_plugins(root: Path, count: int = PLUGINS, tiles: int = TILES, prefix: str = PREFIX,
+                  publisher: str = "bank") -> list[str]:
     """Write ``count`` generated plugin folders (the layout of :mod:`plugin_factory`) whose
     module returns ``tiles`` tiles; return their ids."""
-    ids = plugin_factory.generate(root, count, PREFIX, scopes=SCOPES)
+    ids = plugin_factory.generate(root, count, prefix, scopes=SCOPES, publisher=publisher)
     for n, plugin_id in enumerate(ids):
-        module = root / f"{PREFIX}_p{n:04d}" / f"bench_{PREFIX}_p{n:04d}.py"
+        module = root / f"{prefix}_p{n:04d}" / f"bench_{prefix}_p{n:04d}.py"
         module.write_text(MODULE.format(plugin_id=plugin_id, n=n, tiles=tiles), encoding="utf-8")
     return ids
 
@@ -161,10 +162,10 @@ def drive_checked(server: Server, path: str, count: int, check: Callable[[int, b
 # -- preparing the instances ---------------------------------------------------------------------
 
 
-def _setup(env: dict[str, str], ids: list[str]) -> list[str]:
+def _setup(env: dict[str, str], layout: dict[str, list[str]]) -> list[str]:
     """In a forked child (it changes ``os.environ``): head office approves the generated plugins'
-    scopes, adds the benchmark's branches and installs the plugins through the host's services.
-    Return what was done, for the output."""
+    scopes, adds the benchmark's branches and installs the plugins through the host's services
+    (``layout``: branch code → plugin ids, in grid order). Return what was done, for the output."""
     for name in [name for name in os.environ if name.startswith("CANOPY_")]:
         del os.environ[name]
     os.environ.update(env)
@@ -180,11 +181,11 @@ def _setup(env: dict[str, str], ids: list[str]) -> list[str]:
     app = create_app()
     with app.app_context(), get_database(app).transaction(write=True) as session:
         staff = session.scalar(select(Staff).where(Staff.username == "hq.admin"))
-        for plugin_id in ids:
+        for plugin_id in dict.fromkeys(p for wanted in layout.values() for p in wanted):
             approve_scopes(session, plugin_id)
         runtime = get_runtime()
         done = []
-        for code, wanted in installs_for(ids).items():
+        for code, wanted in layout.items():
             branches.create_branch(session, staff, {"code": code, "name_zh": f"基准 {code}",
                                                     "name_en": f"Benchmark {code}", "parent_code": "HQ"})
             for plugin_id in wanted:
@@ -203,7 +204,11 @@ class Target:
     pages: dict[int, str] = field(default_factory=dict)  # installed count → path
 
 
-def _prepare(work: Path, kind: str, database_url: str | None, ids: list[str], workers: int) -> Target:
+def prepare_instance(work: Path, kind: str, database_url: str | None, layout: dict[str, list[str]],
+                     workers: int) -> tuple[Server, list[str]]:
+    """A Canopy instance on ``database_url`` (None: SQLite in ``work``) loading the repo's plugins and
+    those under ``work/plugins``, its branches installed as ``layout`` says, and its (unstarted)
+    gunicorn server; also what preparing it said, for the output."""
     instance = work / f"instance-{kind.lower()}"
     env = {"CANOPY_INSTANCE_PATH": str(instance),
            "CANOPY_PLUGIN_PATHS": os.pathsep.join([str(REPO / "plugins"), str(work / "plugins")])}
@@ -211,8 +216,13 @@ def _prepare(work: Path, kind: str, database_url: str | None, ids: list[str], wo
         env["CANOPY_DATABASE_URL"] = database_url
     prepared = [canopy(args, server_env(env)) for args in (["init-instance"], ["db", "upgrade"], ["demo"])]
     with multiprocessing.get_context("fork").Pool(1) as pool:  # the host's app in a process of its own
-        prepared += pool.apply(_setup, (env, ids))
+        prepared += pool.apply(_setup, (env, layout))
     server = Server(f"Canopy {kind}", "host:create_app()", server_env(env), work / f"canopy-{kind.lower()}.log", workers)
+    return server, prepared
+
+
+def _prepare(work: Path, kind: str, database_url: str | None, ids: list[str], workers: int) -> Target:
+    server, prepared = prepare_instance(work, kind, database_url, installs_for(ids), workers)
     return Target(kind, server, prepared, {count: f"/s/{code}" for count, code in BRANCHES.items()})
 
 
@@ -238,7 +248,7 @@ def _pages(bare: Server, targets: list[Target]) -> list[Page]:
     return pages
 
 
-def _first_look(pages: list[Page]) -> list[str]:
+def first_look(pages: list[Page]) -> list[str]:
     """One request per page: it must pass its check; return a line per page for the output."""
     lines = []
     for page in pages:
@@ -251,7 +261,7 @@ def _first_look(pages: list[Page]) -> list[str]:
     return lines
 
 
-def _measure(pages: list[Page]) -> tuple[dict[str, list[Phase]], dict[str, int]]:
+def measure(pages: list[Page]) -> tuple[dict[str, list[Phase]], dict[str, int]]:
     """Warm-up, calibration (untimed), then :data:`ROUNDS` rounds over every page."""
     for page in pages:
         warm_up(page.server.port, gets(page.path, WARMUP))
@@ -361,7 +371,7 @@ def run() -> dict:
         for server in servers:
             server.wait_ready()
         pages = _pages(bare, targets)
-        looked = _first_look(pages)
+        looked = first_look(pages)
 
         print_settings(settings)
         common.note(f"\nservers: `python -m gunicorn -c host/gunicorn_conf.py --bind 127.0.0.1:<free port> APP` with APP = "
@@ -378,7 +388,7 @@ def run() -> dict:
                     f"show on both; visitors are anonymous")
         common.note("pages: " + "; ".join(looked))
 
-        results, counts = _measure(pages)
+        results, counts = measure(pages)
         sizes = ", ".join(f"{label.split(' (')[0]}: {count:,}" for label, count in counts.items())
         common.note(f"load: {CONCURRENCY} client threads with persistent connections for every page; {WARMUP} warm-up "
                     f"requests per page on fresh connections; phases sized from an untimed calibration of {CALIBRATION} "
