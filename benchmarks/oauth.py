@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import common, plugin_factory
+from .postgres import POSTGRES, drop_database, fresh_database, server_version
 from .partner import CUSTOMER_SCOPE, REDIRECT_URI, Partner, customer_tokens, token_response
 from .serving import (
     CONCURRENCY, LEGEND, PHASE_TIME_LIMIT, REPO, Call, Phase, Server, canopy, comparison, comparison_table, drive,
     free_port, gunicorn_settings, print_settings, results_table, send, server_env, summarise, warm_up,
 )
 
-POSTGRES = os.environ.get("CANOPY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("CANOPY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 ME_REQUESTS = 1500  # measured GET /api/v1/me per server and round
@@ -91,22 +91,6 @@ class Target:
         return self.server.name
 
 
-def _postgres_server() -> tuple[str | None, str]:
-    """The PostgreSQL server's version, or None and why it cannot be used."""
-    try:
-        from sqlalchemy import text
-
-        from host.db import engine_for
-
-        engine = engine_for(POSTGRES)
-        with engine.connect() as connection:
-            version = connection.execute(text("SHOW server_version")).scalar()
-        engine.dispose()
-        return f"PostgreSQL {version}", ""
-    except Exception as exc:  # noqa: BLE001 - any failure means: measure without it, and say so
-        return None, f"{exc.__class__.__name__}"
-
-
 def _redis_server() -> tuple[str | None, str]:
     try:
         import redis
@@ -117,19 +101,6 @@ def _redis_server() -> tuple[str | None, str]:
         return f"Redis {version}", ""
     except Exception as exc:  # noqa: BLE001
         return None, f"{exc.__class__.__name__}"
-
-
-def _admin(statement: str) -> None:
-    from sqlalchemy import text
-
-    from host.db import engine_for
-
-    engine = engine_for(POSTGRES).execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
 
 
 def _replay_rows(url: str) -> int:
@@ -290,12 +261,11 @@ def run() -> dict:
     targets: list[Target] = []
     created_database = False
     try:
-        postgres, pg_problem = _postgres_server()
+        postgres, pg_problem = server_version()
         redis_version, redis_problem = _redis_server()
         if postgres:
             try:
-                _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-                _admin(f'CREATE DATABASE "{database}"')
+                postgres_url = fresh_database(database)
                 created_database = True
             except Exception as exc:  # noqa: BLE001 - measure without it, and say so
                 postgres, pg_problem = None, f"cannot create a database: {exc.__class__.__name__}"
@@ -308,9 +278,6 @@ def run() -> dict:
         ids = plugin_factory.generate(work / "plugins", 1, "oauth", scopes=SCOPES)
         partner = Partner(ids[0])
         (work / "jwks.json").write_text(json.dumps(partner.jwks()), encoding="utf-8")
-        from sqlalchemy.engine import make_url
-
-        postgres_url = make_url(POSTGRES).set(database=database).render_as_string(hide_password=False)
         # One instance per database; the setups on the same database share it.
         instances = {kind: _prepare(work, kind, partner, postgres_url) for kind in dict.fromkeys(s.database for s in setups)}
 
@@ -358,10 +325,7 @@ def run() -> dict:
         for target in targets:
             target.server.stop()
         if created_database:
-            try:
-                _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            except Exception as exc:  # noqa: BLE001 - report, and still remove the folder
-                common.note(f"warning: could not drop the database {database}: {exc.__class__.__name__}")
+            drop_database(database)
         if any(t.setup is not None and t.setup.redis for t in targets):
             try:
                 _forget_redis_keys()

@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from . import common
-from .oauth import POSTGRES, _admin, _postgres_server
+from .postgres import POSTGRES, drop_database, fresh_database, server_version
 from .partner import FORM, Browser
 from .serving import (
     CONCURRENCY, PHASE_TIME_LIMIT, REPO, Call, Server, canopy, drive, gunicorn_settings, print_settings, server_env,
@@ -545,25 +545,20 @@ class Stage:
         if self.engine is not None:
             self.engine.dispose()
         for database in reversed(self.created):  # pgbench's first: PostgreSQL 15 checkpoints at each drop
-            try:
-                _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            except Exception as exc:  # noqa: BLE001 - report, and still remove the folder
-                common.note(f"warning: could not drop the database {database}: {exc.__class__.__name__}")
+            drop_database(database)
         shutil.rmtree(self.work, ignore_errors=True)
 
 
 def _build(stage: Stage, executable: str) -> tuple[list[str], dict, list[Client]]:
     """Both databases, Canopy's instance and customers, the service workers and the server; return
     what the ``canopy`` commands said, the gunicorn settings and the clients."""
-    from sqlalchemy.engine import make_url
-
     from host.db import engine_for
 
+    urls = []
     for database in stage.databases:
-        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        _admin(f'CREATE DATABASE "{database}"')
+        urls.append(fresh_database(database))
         stage.created.append(database)
-    url = make_url(POSTGRES).set(database=stage.databases[0]).render_as_string(hide_password=False)
+    url = urls[0]
     stage.env = {"CANOPY_INSTANCE_PATH": str(stage.work / "instance"), "CANOPY_DATABASE_URL": url,
                  "CANOPY_PLUGIN_PATHS": str(REPO / "plugins")}
     stage.env["CANOPY_EVENTS_DELIVERY"] = "worker"  # and EventWorker delivers them, as in production
@@ -667,7 +662,7 @@ def _rounds(stage: Stage) -> list[Measurement]:
 def run() -> dict:
     common.heading(f"payments: confirmations per second on PostgreSQL vs pgbench (TPC-B-like), {CLIENTS} clients each")
     executable = shutil.which("pgbench")
-    postgres, problem = _postgres_server()
+    postgres, problem = server_version()
     if not postgres or not executable:
         common.note("not measured: " + (f"PostgreSQL is not usable at {POSTGRES} ({problem})" if not postgres
                                         else "pgbench is not on the PATH"))

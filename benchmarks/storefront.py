@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import common, plugin_factory
-from .oauth import POSTGRES, _admin, _postgres_server
+from .postgres import POSTGRES, drop_database, fresh_database, server_version, url_of
 from .serving import (
     CONCURRENCY, DEGRADED_MARKER, LEGEND, REPO, Call, Phase, Server, canopy, drive, get, gets, gunicorn_settings,
     print_settings, server_env, summarise, warm_up,
@@ -343,11 +343,10 @@ def run() -> dict:
     created_database = False
     servers: list[Server] = []
     try:
-        postgres, problem = _postgres_server()
+        postgres, problem = server_version()
         if postgres:
             try:
-                _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-                _admin(f'CREATE DATABASE "{database}"')
+                fresh_database(database)
                 created_database = True
             except Exception as exc:  # noqa: BLE001 - measure without it, and say so
                 postgres, problem = None, f"cannot create a database: {exc.__class__.__name__}"
@@ -359,9 +358,7 @@ def run() -> dict:
         workers = int(settings["workers"])
         kinds: list[tuple[str, str | None]] = [("SQLite", None)]
         if postgres:
-            from sqlalchemy.engine import make_url
-
-            kinds.append(("PostgreSQL", make_url(POSTGRES).set(database=database).render_as_string(hide_password=False)))
+            kinds.append(("PostgreSQL", url_of(database)))
         targets = [_prepare(work, kind, url, ids, workers) for kind, url in kinds]
         bare = Server("bare Flask", "benchmarks.bare_app:app", server_env(), work / "bare.log", workers)
         servers = [bare, *(t.server for t in targets)]
@@ -407,10 +404,7 @@ def run() -> dict:
         for server in servers:
             server.stop()
         if created_database:
-            try:
-                _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            except Exception as exc:  # noqa: BLE001 - report, and still remove the folder
-                common.note(f"warning: could not drop the database {database}: {exc.__class__.__name__}")
+            drop_database(database)
         shutil.rmtree(work, ignore_errors=True)
 
 
