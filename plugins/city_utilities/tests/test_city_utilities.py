@@ -335,6 +335,51 @@ def test_anonymous_link_page_is_disabled(harness, render):
     assert "<fieldset disabled>" in html and "Sign in to link" in html
 
 
+TEMPLATE = re.compile(r'<template data-template="([a-z-]+)">(.*?)</template>', re.S)
+FIELD = re.compile(r'data-field="([a-z_]+)"')
+WHEN = re.compile(r'data-when="([a-z ]+)"')
+
+
+def test_pages_rendered_without_the_customer_hold_blank_templates_of_what_the_api_answers(harness, render):
+    """In the bank's app pages are anonymous: utilities.js fills these templates from GET /bills
+    and GET /accounts, so every field they name must be in the API's answer."""
+    link(harness, "una", "water", "12345678")
+    una = harness.context(customer="una", locale="en")
+    statement = harness.api(una, "GET", "/bills")
+    listed = harness.api(una, "GET", "/accounts")
+    fields = {
+        "summary": set(statement), "total": set(statement),
+        "bill": set(statement["bills"][0]) | {"paid_on"},  # paid_on: the script's " · <date of paid_at>"
+        "account": set(statement["bills"][0]),
+        "linked-account": set(listed["accounts"][0]) | {"utility_name"},  # the name: from the form's options
+        "no-bills": set(), "introduction": set(), "accounts": set(), "linked": set(),
+    }
+    expected = {"/": {"total", "accounts", "account", "introduction"}, "/bills": {"summary", "bill", "no-bills"},
+                "/link": {"linked", "linked-account"}}
+    for path, names in expected.items():
+        html = render(harness.page(harness.context(locale="en"), path), "en")
+        assert "<main data-bills-api=\"/mp/city.utilities/api/bills?" in html and " data-anonymous" in html
+        assert 'data-accounts-api="/mp/city.utilities/api/accounts?' in html and "data-sign-in-notice" in html
+        templates = dict(TEMPLATE.findall(html))
+        assert set(templates) == names, path
+        for name, markup in templates.items():
+            assert set(FIELD.findall(markup)) <= fields[name], (path, name)
+            assert {state for when in WHEN.findall(markup) for state in when.split()} <= {"paid", "pending", "unpaid"}
+            assert " id=" not in markup  # copies must not repeat an id
+    bill = dict(TEMPLATE.findall(render(harness.page(harness.context(locale="en"), "/bills"), "en")))["bill"]
+    assert {"utility_name", "account_no", "period", "usage", "unit", "due_date", "amount_display"} <= set(FIELD.findall(bill))
+    assert re.search(r'<p class="paid" data-paid data-when="paid">', bill)
+    assert re.search(r'<button type="button" class="button" data-pay="" data-when="unpaid pending"', bill)
+
+
+def test_pages_rendered_with_the_customer_show_their_data_without_templates(harness, render):
+    link(harness, "vic", "gas", "55554444")
+    for path in ("/", "/bills", "/link"):
+        html = render(harness.page(harness.context(customer="vic", locale="en"), path), "en")
+        assert "<template" not in html and "data-anonymous" not in html and "data-sign-in-notice" not in html
+        assert "5544" in html or "4444" in html
+
+
 def test_unknown_page_is_none(harness):
     assert harness.page(harness.context(), "/pay") is None
 

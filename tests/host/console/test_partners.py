@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from canopy_sdk.manifest import load_manifest
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy import select
 
@@ -19,6 +20,7 @@ from host.identity.services import hasher
 from host.oauth.clients import register_client
 from host.oauth.models import OAuthClient
 from host.runtime.models import PluginRecord, PluginVersion
+from tests.conftest import PLUGINS
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 OWN = "city.utilities"  # published by CITYPOWER, the demo developer's organisation
@@ -112,7 +114,8 @@ def test_the_home_lists_the_organisations_plugins_only(developer):
 
 def test_a_plugin_page_shows_versions_scopes_state_and_client_settings(developer):
     html = developer.get(f"/console/partner/plugins/{OWN}?lang=en").get_data(as_text=True)
-    assert 'data-version="0.11.0"' in html and "payments:create" in html
+    version = load_manifest(PLUGINS / "city_utilities").version
+    assert f'data-version="{version}"' in html and "payments:create" in html
     assert 'data-state="refused"' in html or 'data-state="active"' in html
     assert REDIRECT in html and "&#34;kid&#34;: &#34;first&#34;" in html
     assert html.count('name="csrf_token"') == 2  # redirect URIs, keys
