@@ -61,15 +61,25 @@ def folder_checksum(folder: Path) -> str:
     Refuses links and special files anywhere in the folder: a plugin's files are
     exactly what is inside it.
     """
+    def digests() -> Iterator[tuple[str, bytes]]:
+        for relative, path in _plugin_files(folder):
+            content = hashlib.sha256()
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 16), b""):
+                    content.update(chunk)
+            yield relative, content.digest()
+
+    return tree_checksum(digests())
+
+
+def tree_checksum(files: Iterable[tuple[str, bytes]]) -> str:
+    """Return ``sha256:<hex>`` over files given as (relative POSIX path, SHA-256 digest of the
+    bytes), in sorted order: the checksum of a plugin folder, or of a package's files."""
     digest = hashlib.sha256()
-    for relative, path in sorted(_plugin_files(folder)):
+    for relative, content in sorted(files):
         # Each file adds its path and the fixed-length hash of its bytes, so no choice of
         # file contents can make one tree read like another (a file holding "\0b\0…").
-        content = hashlib.sha256()
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 16), b""):
-                content.update(chunk)
-        digest.update(relative.encode("utf-8") + b"\0" + content.digest())
+        digest.update(relative.encode("utf-8") + b"\0" + content)
     return "sha256:" + digest.hexdigest()
 
 

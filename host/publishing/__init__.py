@@ -1,0 +1,1 @@
+"""Publishing: mini-program packages, their review and their release (docs/publishing.md)."""
