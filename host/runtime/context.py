@@ -55,8 +55,8 @@ class NoPayments:
 class PluginContext:
     """What a hook's ``ctx`` is in the host. Satisfies :class:`canopy_sdk.Context`."""
 
-    __slots__ = ("plugin_id", "branch", "locale", "customer", "storage", "scopes", "log", "grant", "_customer_storage",
-                 "_payments", "_payments_factory")
+    __slots__ = ("plugin_id", "branch", "locale", "customer", "storage", "scopes", "grant", "_customer_storage",
+                 "_payments", "_payments_factory", "_log")
 
     def __init__(
         self,
@@ -82,7 +82,15 @@ class PluginContext:
             HostCustomer(customer_subject, customer_profile or {}, self) if customer_subject is not None else None
         )
         self._customer_storage = storage_factory(customer_subject) if customer_subject is not None else None
-        self.log = logging.LoggerAdapter(logging.getLogger(f"canopy.plugin.{plugin_id}"), {"plugin": plugin_id})
+        self._log: logging.LoggerAdapter | None = None
+
+    @property
+    def log(self) -> logging.LoggerAdapter:
+        """The plugin's logger (``canopy.plugin.<id>``), made on first use: a storefront builds a
+        context per zone per request, and few calls log."""
+        if self._log is None:
+            self._log = logging.LoggerAdapter(logging.getLogger(f"canopy.plugin.{self.plugin_id}"), {"plugin": self.plugin_id})
+        return self._log
 
     @property
     def payments(self):

@@ -126,15 +126,16 @@ def served_plugin(session: Session, runtime: PluginRuntime, plugin_id: str) -> L
     return None if version is None else serving(runtime, version)
 
 
-def context_for(runtime: PluginRuntime, zone: Zone, branch: Branch, locale: str):
-    """The ``ctx`` for a call of ``zone``'s plugin on ``branch``'s storefront.
+def context_for(runtime: PluginRuntime, zone: Zone, branch: Branch | BranchInfo, locale: str):
+    """The ``ctx`` for a call of ``zone``'s plugin on ``branch``'s storefront (a page of many
+    zones passes the :func:`branch_info` it made once).
 
     Calls from ``/mp`` are anonymous until the shell and its bridge bring the customer
     (the page runs in an opaque origin and never carries the host's session).
     """
     return runtime.context(
         zone.plugin_id,
-        branch=branch_info(branch, locale),
+        branch=branch if isinstance(branch, BranchInfo) else branch_info(branch, locale),
         locale=locale,
         approved_scopes=zone.version.approved_scopes,
     )

@@ -17,7 +17,7 @@ from ..problems import Problem
 from ..runtime import get_runtime
 from . import links
 from .models import Branch
-from .services import UnknownBranch, context_for, get_branch, zones
+from .services import UnknownBranch, branch_info, context_for, get_branch, zones
 from .slots import storefront_slots
 
 #: How many colours the grid's icons come in (``.icon-0`` … in canopy.css).
@@ -83,7 +83,8 @@ def storefront(branch_code: str):
     found = zones(session, runtime, branch.code)
     customer = current_customer()
     slots = storefront_slots(session, branch.code, locale, customer.id if customer is not None else None)
-    outcomes = runtime.tiles([context_for(runtime, zone, branch, locale) for zone in found])
+    info = branch_info(branch, locale)
+    outcomes = runtime.tiles([context_for(runtime, zone, info, locale) for zone in found])
     rendered = []
     for zone, outcome in zip(found, outcomes):
         manifest = zone.plugin.manifest
