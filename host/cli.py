@@ -81,7 +81,7 @@ def init_instance() -> None:
 
 # -- plugins -----------------------------------------------------------------
 
-plugins_group = click.Group("plugins", help="Mini-programs: list, validate, show, approve.")
+plugins_group = click.Group("plugins", help="Mini-programs: list, validate, show, approve, enable.")
 
 
 @plugins_group.command("list")
@@ -93,7 +93,7 @@ def plugins_list(as_json: bool) -> None:
 
     with get_database().transaction() as session:
         registered = {
-            (record.id, v.version): v.state for record in list_plugins(session) for v in record.versions
+            (record.id, v.version): (v.state, v.state_reason) for record in list_plugins(session) for v in record.versions
         }
     rows = []
     for loaded in get_runtime().known():
@@ -105,7 +105,8 @@ def plugins_list(as_json: bool) -> None:
                 "version": manifest.version if manifest else None,
                 "publisher": f"{manifest.publisher_kind}:{manifest.publisher_id}" if manifest else None,
                 "loaded": loaded.ok,
-                "state": registered.get(key, "unregistered") if key else "invalid",
+                "state": registered.get(key, ("unregistered", ""))[0] if key else "invalid",
+                "reason": registered.get(key, ("", ""))[1] if key else "",
                 "problem": loaded.problem,
                 "source": loaded.source,
             }
@@ -118,6 +119,8 @@ def plugins_list(as_json: bool) -> None:
         click.echo(f"{row['id'] or '?':24} {row['version'] or '?':10} {row['publisher'] or '?':18} {row['state']:12} {status}")
         if row["problem"]:
             click.echo(f"    {row['problem']}")
+        elif row["reason"]:  # why the registry does not serve it (e.g. disabled by the sandbox)
+            click.echo(f"    {row['reason']}")
 
 
 @plugins_group.command("validate")
@@ -210,6 +213,26 @@ def plugins_approve(plugin_id: str, version: str | None) -> None:
             found = approve_scopes(session, plugin_id, version)
             click.echo(f"{plugin_id} {found.version}: approved {', '.join(found.approved_scopes) or 'no scopes'}")
     except UnknownPlugin as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+
+
+@plugins_group.command("enable")
+@click.argument("plugin_id")
+@click.option("--version", default=None, help="The version (default: newest registered).")
+@with_appcontext
+def plugins_enable(plugin_id: str, version: str | None) -> None:
+    """Set a disabled plugin version (e.g. disabled by the sandbox for faults) back to active."""
+    from . import audit
+    from .runtime.registry import StateChangeRefused, UnknownPlugin, enable_version
+
+    try:
+        with get_database().transaction(write=True) as session:
+            found = enable_version(session, plugin_id, version)
+            audit.record("plugin.enabled", outcome=audit.SUCCESS, actor="cli", plugin_id=plugin_id,
+                         detail={"version": found.version}, session=session)
+            click.echo(f"{plugin_id} {found.version}: active")
+    except (UnknownPlugin, StateChangeRefused) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
 

@@ -85,6 +85,10 @@ DEFAULTS: dict[str, Any] = {
     "SANDBOX_MAX_FAULTS": 3,
     "SANDBOX_FAULT_WINDOW": 3600,
     "SANDBOX_LIMITS": {},
+    # Seconds before a crashed worker's first restart (doubling after each further fault), and
+    # between a disabling process's looks at the registry for staff's re-enabling.
+    "SANDBOX_BACKOFF": 1.0,
+    "SANDBOX_ENABLE_CHECK": 5.0,
 }
 
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -100,6 +104,14 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
             return _BOOLEAN[raw.strip().lower()]
         except KeyError:
             raise ConfigError(f"{PREFIX}{key} must be true or false, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            number = float(raw)
+        except ValueError:
+            number = 0.0
+        if not number > 0 or number == float("inf"):
+            raise ConfigError(f"{PREFIX}{key} must be a positive number of seconds, got {raw!r}")
+        return number
     if isinstance(default, int):
         try:
             value = int(raw)
@@ -136,6 +148,10 @@ def _check_type(source: Path, key: str, value: Any) -> None:
     if default is None:
         return
     expected = bool if isinstance(default, bool) else type(default)
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"{source}: {key} must be a positive number, got {value!r}")
+        return
     if expected is int and (isinstance(value, bool) or not isinstance(value, int) or value < _least(key)):
         raise ConfigError(f"{source}: {key} must be a positive integer, got {value!r}")
     if expected is not int and not isinstance(value, expected):

@@ -1,7 +1,8 @@
 """Prometheus metrics at ``/metrics`` (text exposition format 0.0.4).
 
 Counters are per process: with several gunicorn workers each scrape sees the worker that
-answered it, so scrape every worker, or sum over them by the ``instance`` label.
+answered it, so scrape every worker, or sum over them by the ``instance`` label. That holds
+for the sandbox's counts too: each host process owns its own workers (docs/sandbox.md).
 """
 
 from __future__ import annotations
@@ -46,7 +47,34 @@ def render_metrics() -> str:
         *(f'canopy_bridge_events_total{{plugin="{_label(plugin_id)}",kind="{kind}"}} {count}'
           for (plugin_id, kind), count in sorted(bridge.items())),
     ]
+    lines += sandbox_metrics(runtime.sandbox.status())
     return "\n".join(lines) + "\n"
+
+
+#: The sandbox's counts per plugin: (metric, type, help, the status field it reads).
+SANDBOX_METRICS = (
+    ("canopy_sandbox_workers", "gauge",
+     "Worker processes of each sandboxed plugin in this process, running or starting.", "workers"),
+    ("canopy_sandbox_worker_starts_total", "counter", "Worker processes of each sandboxed plugin this process started.",
+     "starts"),
+    ("canopy_sandbox_faults_total", "counter", "Faults of each sandboxed plugin's workers in this process: overruns, "
+     "deaths, protocol violations, failed starts.", "faults"),
+    ("canopy_sandbox_disabled", "gauge", "1 while this process refuses a sandboxed plugin's calls after too many "
+     "faults, else 0.", "disabled"),
+)
+
+
+def sandbox_metrics(statuses: list[dict[str, object]]) -> list[str]:
+    """The lines of the sandbox's per-plugin counts, from ``SandboxHost.status()``. The only
+    label is the plugin id: fault reasons are free text and stay in the log and the registry."""
+    lines: list[str] = []
+    for name, kind, text, field in SANDBOX_METRICS:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        for status in sorted(statuses, key=lambda found: str(found["plugin"])):
+            value = status[field]
+            count = int(value is not None) if field == "disabled" else int(value)  # type: ignore[call-overload]
+            lines.append(f'{name}{{plugin="{_label(str(status["plugin"]))}"}} {count}')
+    return lines
 
 
 @bp.get("/metrics")

@@ -2,8 +2,8 @@
 
 The recipe (docs/sandbox.md, "Isolation"): bubblewrap gives the worker new network, PID,
 IPC, UTS and cgroup namespaces (so no network at all: only its own, empty loopback), a
-root filesystem with only the interpreter and its standard library, the SDK and the worker
-code (read-only), the plugin's folder (read-only, at ``/plugin``) and a small private tmpfs
+root filesystem with only the interpreter and its standard library, the SDK, Jinja2 and
+MarkupSafe and the worker code (read-only), the plugin's folder (read-only, at ``/plugin``) and a small private tmpfs
 (``/tmp``), and an empty environment. The worker then — before any plugin code runs — sets
 its resource limits and, when the host runs as root, becomes a user id of the plugin's own
 so the process limit counts that plugin's processes alone.
@@ -95,12 +95,16 @@ def unsafe_requested(environ: dict[str, str] | None = None) -> bool:
 
 
 def _packages() -> list[Path]:
-    """The package folders the worker imports: this package, the SDK and the SDK's dependencies."""
+    """The package folders the worker imports: this package, the SDK and the SDK's
+    dependencies, and Jinja2 with MarkupSafe (the worker renders its plugin's page templates)."""
     import canopy_sdk
+    import jinja2
+    import markupsafe
     import marshmallow
     import pluggy
 
-    return [Path(module.__file__).resolve().parent for module in (sys.modules[__package__], canopy_sdk, pluggy, marshmallow)]
+    modules = (sys.modules[__package__], canopy_sdk, pluggy, marshmallow, jinja2, markupsafe)
+    return [Path(module.__file__).resolve().parent for module in modules]
 
 
 def _bootstrap(lib_dir: str) -> str:

@@ -5,7 +5,8 @@ plugin code it applies its resource limits and (when started as root) becomes th
 plugin's own user id, for good. Then it imports the plugin from its folder, says which
 hooks it implements (``ready``), and serves one hook call at a time: ``call`` in,
 any number of ``ctx`` questions out (each answered before the next), then ``result``
-or ``error``. Anything unexpected from the host ends the worker.
+or ``error``. A page from a template is rendered here (:mod:`sandbox.pages`) and goes
+back as HTML. Anything unexpected from the host ends the worker.
 """
 
 from __future__ import annotations
@@ -78,13 +79,40 @@ def _accepting(function: Callable[..., Any], accepts: tuple[str, ...]) -> Callab
 
 
 class Worker:
-    """Serves hook calls for one plugin over ``channel``."""
+    """Serves hook calls for one plugin over ``channel``; renders its page templates (``folder``)."""
 
-    def __init__(self, channel: protocol.Channel, impls: dict[str, Callable[..., Any]], cpu_limit: int) -> None:
+    def __init__(self, channel: protocol.Channel, impls: dict[str, Callable[..., Any]], cpu_limit: int,
+                 folder: str | None = None) -> None:
         self.channel = channel
         self.impls = impls
         self.cpu_limit = cpu_limit
+        self.folder = folder
         self._call: int | None = None
+        self._templates: Any = None
+
+    def templates(self) -> Any:
+        """The plugin's template environment (the SDK's sandboxed, autoescaping one), made once."""
+        if self._templates is None:
+            from canopy_sdk import rendering
+
+            if self.folder is None:
+                raise RuntimeError("this worker has no plugin folder to render templates from")
+            self._templates = rendering.template_environment(self.folder)
+        return self._templates
+
+    def render(self, value: Any, facts: dict[str, Any]) -> Any:
+        """A ``canopy_page`` result with its template rendered here, within the call's budget
+        (the host never renders a sandboxed plugin's template); other values unchanged."""
+        from canopy_sdk.types import Page
+
+        from . import pages
+
+        if type(value) is not Page or value.template is None:
+            return value
+        branch = facts["branch"]
+        helpers = pages.template_helpers(facts["plugin_id"], {"code": branch.code, "name": branch.name},
+                                         facts["locale"])
+        return Page(title=value.title, html=pages.render(self.templates(), value, helpers), status=value.status)
 
     def _ask(self, method: str, args: dict[str, Any]) -> Any:
         if self._call is None:
@@ -111,8 +139,11 @@ class Worker:
             function = self.impls.get(hook)
             if function is None:
                 raise wire.HookFailed(f"the plugin does not implement {hook}")
-            ctx = RemoteContext(wire.ctx_from_wire(message["ctx"]), self._ask, self._log)
+            facts = wire.ctx_from_wire(message["ctx"])
+            ctx = RemoteContext(dict(facts), self._ask, self._log)
             value = function(ctx=ctx, **wire.args_from_wire(hook, message["args"]))
+            if hook == "canopy_page":
+                value = self.render(value, facts)
             answer = wire.result_to_wire(hook, value)
         except protocol.ProtocolError:
             raise
@@ -156,8 +187,11 @@ def main(argv: list[str] | None = None) -> None:
         plugin_id, impls = load_plugin(config["plugin_dir"])
         if plugin_id != config["plugin_id"]:
             raise RuntimeError(f"the folder holds plugin {plugin_id!r}, not {config['plugin_id']!r}")
+        worker = Worker(channel, impls, config["limits"]["cpu_seconds"], config["plugin_dir"])
+        if "canopy_page" in impls:
+            worker.templates()  # Jinja imported now, not inside the first page's budget
     except BaseException as exc:
         channel.send("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         return
     channel.send("ready", hooks=sorted(impls))
-    Worker(channel, impls, config["limits"]["cpu_seconds"]).run()
+    worker.run()

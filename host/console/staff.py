@@ -22,6 +22,7 @@ from ..i18n import pick, request_locale
 from ..identity.sessions import current_staff, staff_required
 from ..problems import Problem
 from ..runtime import get_runtime
+from ..runtime.models import PluginVersion
 from ..storefront import installs, rights, slots
 from ..storefront.errors import InvalidChange, NotAllowed, NotFound
 from ..storefront.models import Branch, OperatingRight, SlotKind, StorefrontSlot
@@ -92,10 +93,16 @@ def _storefront_page(code: str | None, *, status: int = 200, errors: dict | None
     if code is not None:
         runtime = get_runtime()
         loaded = runtime.plugins
+        rows = installs.installed(session, code)
+        # Staff see why an installed mini-program is missing from the storefront (e.g. disabled
+        # by the sandbox for faults, with the reason the registry holds).
+        versions = {(v.plugin_id, v.version): v for v in session.scalars(
+            select(PluginVersion).where(PluginVersion.plugin_id.in_({row.plugin_id for row in rows})))} if rows else {}
         values["installed"] = [
             {"row": row, "name": pick(locale, loaded[row.plugin_id].manifest.name)
-             if row.plugin_id in loaded and loaded[row.plugin_id].manifest else row.plugin_id}
-            for row in installs.installed(session, code)
+             if row.plugin_id in loaded and loaded[row.plugin_id].manifest else row.plugin_id,
+             "version": versions.get((row.plugin_id, row.version))}
+            for row in rows
         ]
         values["candidates"] = [{"id": c.plugin_id, "name": pick(locale, c.plugin.manifest.name), "version": c.version.version,
                                  "publisher": f"{c.publisher_kind}:{c.publisher_id}"}

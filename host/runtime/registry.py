@@ -135,6 +135,27 @@ def get_version(session: Session, plugin_id: str, version: str | None = None) ->
     return found
 
 
+class StateChangeRefused(ValueError):
+    """A change of a version's registry state that is not allowed; the message says why."""
+
+
+def enable_version(session: Session, plugin_id: str, version: str | None = None) -> PluginVersion:
+    """Set a ``disabled`` version (newest registered when ``version`` is None) back to
+    ``active`` — staff's decision, e.g. after the sandbox disabled it for faults. Every host
+    process serves it again: storefronts show active versions only, and a process that
+    disabled it notices the registry within ``SANDBOX_ENABLE_CHECK`` seconds of its next call.
+
+    An ``active`` version is left as it is; a ``refused`` one raises
+    :class:`StateChangeRefused` (its files are what is wrong; the next sync decides).
+    """
+    found = get_version(session, plugin_id, version)
+    if found.state == PluginState.REFUSED:
+        raise StateChangeRefused(f"{plugin_id} {found.version} is refused, not disabled: {found.state_reason}")
+    found.state = PluginState.ACTIVE
+    found.state_reason = ""
+    return found
+
+
 def list_plugins(session: Session) -> list[PluginRecord]:
     """Every registered plugin with its versions, by id."""
     return list(session.scalars(select(PluginRecord).order_by(PluginRecord.id)))

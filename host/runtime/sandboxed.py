@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Callable, Mapping
 
-from canopy_sdk.errors import NoCustomer
+from canopy_sdk.errors import InvalidResult, NoCustomer
 from canopy_sdk.markers import hookimpl
 from sandbox import client, jail, wire
 from sandbox.supervisor import START_TIMEOUT, FaultPolicy, PluginSupervisor, SandboxUnavailable, start_worker
@@ -98,10 +98,11 @@ class SandboxedPlugin:
     plugin implements, each forwarding the call to the plugin's workers."""
 
     def __init__(self, plugin_id: str, hooks: frozenset[str], supervisor: PluginSupervisor,
-                 budget: Callable[[str], float]) -> None:
+                 budget: Callable[[str], float], recheck: Callable[[PluginSupervisor], bool] | None = None) -> None:
         self.plugin_id = plugin_id
         self.supervisor = supervisor
         self._budget = budget
+        self._recheck = recheck
         for hook in sorted(hooks & set(_HOOK_FUNCTIONS)):
             setattr(self, hook, hookimpl(_HOOK_FUNCTIONS[hook](self.call)))
 
@@ -111,12 +112,19 @@ class SandboxedPlugin:
         if ctx.plugin_id != self.plugin_id:
             raise RuntimeError(f"a ctx of plugin {ctx.plugin_id!r} was passed to plugin {self.plugin_id!r}")
         deadline = time.monotonic() + self._budget(hook) + KILL_GRACE
+        if self.supervisor.disabled_reason is not None and self._recheck is not None:
+            self._recheck(self.supervisor)  # staff may have enabled it again since
         try:
             value = client.call_hook(self.supervisor, hook, wire.ctx_to_wire(ctx), wire.args_to_wire(hook, kwargs),
                                      deadline=deadline, answer=partial(answer_ctx, ctx))
         except client.HookRaised as exc:
             raise wire.error_from_wire(exc.error, self.plugin_id) from None
-        return wire.result_from_wire(hook, value)
+        result = wire.result_from_wire(hook, value)
+        if hook == "canopy_page" and result is not None and result.template is not None:
+            # The worker renders templates within the call's budget; one arriving here would
+            # be rendered in the host's request thread, outside any budget.
+            raise InvalidResult(f"plugin {self.plugin_id}: a sandboxed page must arrive rendered, not as a template")
+        return result
 
     def __repr__(self) -> str:
         return f"<SandboxedPlugin {self.plugin_id}>"
@@ -138,11 +146,19 @@ class SandboxHost:
     Configuration (the app's config): ``SANDBOX`` ``"auto"`` (default: run partner plugins
     when isolation works here) or ``"off"``; ``SANDBOX_WORKERS`` workers per plugin per host
     process (default 2); ``SANDBOX_MAX_FAULTS`` within ``SANDBOX_FAULT_WINDOW`` seconds
-    disable a plugin (3 in 3600); ``SANDBOX_BACKOFF`` seconds before the first restart (1).
+    disable a plugin (3 in 3600); ``SANDBOX_BACKOFF`` seconds before the first restart (1);
+    ``SANDBOX_ENABLE_CHECK`` seconds between looks at the registry while a plugin this
+    process disabled is refused (5).
+
+    ``on_disable(plugin_id, reason)`` records a disabled plugin (in the registry);
+    ``registry_active(plugin_id)`` says whether the registry holds its running version
+    active. A plugin this process disabled, and recorded as disabled, is served again once
+    the registry says active: staff enabled it (:meth:`recheck`).
     """
 
     def __init__(self, config: Mapping[str, Any], *, budget: Callable[[str], float],
                  on_disable: Callable[[str, str], None] | None = None,
+                 registry_active: Callable[[str], bool] | None = None,
                  probe: Callable[[], jail.Probe] | None = None) -> None:
         self.mode = str(config.get("SANDBOX", "auto")).strip().lower()
         if self.mode not in SANDBOX_MODES:
@@ -158,6 +174,12 @@ class SandboxHost:
             raise ConfigError(f"SANDBOX_LIMITS may set only {known}; got {config.get('SANDBOX_LIMITS')!r}") from None
         self.budget = budget
         self.on_disable = on_disable
+        self.registry_active = registry_active
+        self.enable_check = float(config.get("SANDBOX_ENABLE_CHECK", 5.0))
+        #: Plugins this process disabled whose disabling the registry recorded, and when to look next.
+        self._recorded: set[str] = set()
+        self._next_check: dict[str, float] = {}
+        self._check_lock = threading.Lock()
         self._probe = probe or (lambda: jail.probe())
         self.supervisors: dict[str, PluginSupervisor] = {}
         self._warm_after_fork = bool(config.get("SANDBOX_WARM", True))
@@ -180,14 +202,14 @@ class SandboxHost:
             loaded.problem = f"could not be started in the sandbox: {exc}"
             return
         supervisor = PluginSupervisor(spec, probe=self._probe, pool_size=self.pool_size, policy=self.policy,
-                                      on_disable=self.on_disable)
+                                      on_disable=self._record_disabled)
         if not self.supervisors and self._warm_after_fork:
             # A server that loads the app once and forks its workers (gunicorn's preload_app)
             # warms each forked process's own workers at once, so first calls do not pay the start.
             host = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: (lambda found: found and found.warm())(host()))
         self.supervisors[plugin_id] = supervisor
-        loaded.plugin = SandboxedPlugin(plugin_id, hooks, supervisor, self.budget)
+        loaded.plugin = SandboxedPlugin(plugin_id, hooks, supervisor, self.budget, self.recheck)
         loaded.problem = None
         if probe.unsafe:
             log.critical("plugin %s runs WITHOUT isolation (%s is set)", plugin_id, jail.UNSAFE_ENV)
@@ -197,6 +219,44 @@ class SandboxHost:
         proxy = loaded.plugin
         if isinstance(proxy, SandboxedPlugin) and self.supervisors.get(proxy.plugin_id) is proxy.supervisor:
             self.supervisors.pop(proxy.plugin_id).shutdown()
+
+    def _record_disabled(self, plugin_id: str, reason: str) -> None:
+        if self.on_disable is None:
+            return
+        self.on_disable(plugin_id, reason)  # raises when it could not be recorded: the supervisor logs it
+        with self._check_lock:
+            self._recorded.add(plugin_id)
+            self._next_check[plugin_id] = time.monotonic() + self.enable_check
+
+    def recheck(self, supervisor: PluginSupervisor) -> bool:
+        """Serve a plugin this process disabled again if staff set it back to active in the
+        registry; return whether it was enabled.
+
+        Looks at the registry at most every ``SANDBOX_ENABLE_CHECK`` seconds per plugin (the
+        refused calls themselves ask, so an idle plugin costs nothing), and only once the
+        registry recorded the disabling: until then "active" there is the old state, not
+        staff's decision. A plugin whose disabling could not be recorded stays refused here
+        until the process restarts.
+        """
+        plugin_id = supervisor.plugin_id
+        now = time.monotonic()
+        with self._check_lock:
+            if (self.registry_active is None or plugin_id not in self._recorded
+                    or now < self._next_check.get(plugin_id, 0.0)):
+                return False
+            self._next_check[plugin_id] = now + self.enable_check
+        try:
+            active = self.registry_active(plugin_id)
+        except Exception:
+            log.exception("plugin %s: reading its registry state failed; it stays disabled here", plugin_id)
+            return False
+        if not active:
+            return False
+        with self._check_lock:
+            self._recorded.discard(plugin_id)
+        supervisor.enable()
+        log.warning("plugin %s is served again: the registry holds it active", plugin_id, extra={"plugin": plugin_id})
+        return True
 
     def _inspect(self, spec: jail.JailSpec, checksum: str, probe: jail.Probe) -> frozenset[str]:
         key = (spec.plugin_id, checksum)
@@ -230,6 +290,21 @@ class SandboxHost:
         """Stop every idle worker."""
         for supervisor in self.supervisors.values():
             supervisor.shutdown()
+
+
+def registry_active(database: Any, versions: Callable[[str], str | None]) -> Callable[[str], bool]:
+    """Return the ``registry_active`` callback: whether the registry holds the running version
+    of a plugin ``active`` (staff enabled it again after the sandbox disabled it)."""
+    from .models import PluginState, PluginVersion
+
+    def active(plugin_id: str) -> bool:
+        version = versions(plugin_id)
+        with database.transaction() as session:
+            state = session.scalar(select(PluginVersion.state).where(PluginVersion.plugin_id == plugin_id,
+                                                                     PluginVersion.version == version))
+        return state == PluginState.ACTIVE
+
+    return active
 
 
 def record_disabled(database: Any, versions: Callable[[str], str | None]) -> Callable[[str, str], None]:

@@ -25,7 +25,7 @@ from .grants import ConsentSource, NoConsentsYet, grant_for
 from .invoke import HookInvoker, Outcome
 from .loader import SANDBOX_ONLY, LoadedPlugin, discover_folders, import_folder_code, load_entry_points, load_folder
 from .manager import CanopyPluginManager
-from .sandboxed import SandboxHost, record_disabled
+from .sandboxed import SandboxHost, record_disabled, registry_active
 from .storage import PluginStorage
 
 log = logging.getLogger("canopy.runtime")
@@ -65,9 +65,13 @@ class PluginRuntime:
         self.plugins: dict[str, LoadedPlugin] = {}
         self.refused: list[LoadedPlugin] = []
         self._impls: dict[str, dict[str, Callable[..., Any]]] = {}
-        #: Partner plugins run out of process (docs/sandbox.md); their faults can disable them.
-        self.sandbox = SandboxHost(config, budget=self.invoker.budget, on_disable=record_disabled(
-            database, lambda plugin_id: self.plugins[plugin_id].manifest.version if plugin_id in self.plugins else None))
+        def running(plugin_id: str) -> str | None:  # the version of a plugin this runtime serves
+            return self.plugins[plugin_id].manifest.version if plugin_id in self.plugins else None
+
+        #: Partner plugins run out of process (docs/sandbox.md); their faults can disable them,
+        #: and staff enable them again in the registry.
+        self.sandbox = SandboxHost(config, budget=self.invoker.budget, on_disable=record_disabled(database, running),
+                                   registry_active=registry_active(database, running))
         self.invoker.on_shutdown.append(self.sandbox.shutdown)
         for name in DEFAULT_PLUGINS:
             self.pm.register(importlib.import_module(name), name=name)

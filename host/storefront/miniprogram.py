@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 
+from canopy_sdk.errors import InvalidResult
 from flask import Blueprint, Response, current_app, request, send_from_directory
 from markupsafe import escape
 
@@ -23,7 +24,8 @@ from ..i18n import request_locale
 from ..identity import csrf
 from ..problems import PROBLEM_JSON, Problem
 from ..runtime import get_runtime
-from ..runtime.invoke import BUSY, MISSING, OK, REJECTED, TIMEOUT, Outcome
+from ..runtime.invoke import BUSY, ERROR, INVALID, MISSING, OK, REJECTED, TIMEOUT, Outcome
+from ..runtime.sandboxed import SandboxedPlugin
 from . import origins, sessions
 from .links import HOST_PARAMS
 from .rendering import render_page
@@ -131,11 +133,12 @@ def page(plugin_id: str, subpath: str):
         raise _plugin_failure(outcome)
     try:
         html = render_page(
-            plugin_id, _folder(zone), outcome.value, branch={"code": branch.code, "name": ctx.branch.name}, locale=locale
+            plugin_id, _folder(zone), outcome.value, branch={"code": branch.code, "name": ctx.branch.name}, locale=locale,
+            in_process=not isinstance(zone.plugin.plugin, SandboxedPlugin),
         )
-    except Exception as exc:  # the plugin's template is broken: its fault, its page only
-        runtime.invoker.count(plugin_id, "render", "error")
-        current_app.logger.warning("plugin %s template failed: %r", plugin_id, exc)
+    except Exception as exc:  # the plugin's template is broken, or its page too large: its fault, its page only
+        runtime.invoker.count(plugin_id, "render", INVALID if isinstance(exc, InvalidResult) else ERROR)
+        current_app.logger.warning("plugin %s page could not be rendered: %r", plugin_id, exc)
         raise Problem(502, "Mini-program failed", f"{plugin_id} could not render this page.") from None
     response = Response(with_bridge(html), status=outcome.value.status, mimetype="text/html")
     response.headers["Content-Security-Policy"] = page_csp(origins.current_origins())

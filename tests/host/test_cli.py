@@ -138,7 +138,7 @@ def test_plugins_list_json(app_factory, extra_plugins):
     assert broken["state"] == "invalid" and broken["loaded"] is False
     assert "id:" in broken["problem"] and "version:" in broken["problem"]
     assert all(row["problem"] for row in rows if not row["loaded"])
-    assert set(rows[0]) == {"id", "version", "publisher", "loaded", "state", "problem", "source"}
+    assert set(rows[0]) == {"id", "version", "publisher", "loaded", "state", "reason", "problem", "source"}
 
 
 def test_plugins_list_shows_the_bundled_partner_plugin_refused_with_its_reason(app):
@@ -170,6 +170,60 @@ def test_plugins_list_text(app_factory, extra_plugins):
     partner_index = next(i for i, line in enumerate(lines) if line.startswith("test.partner"))
     assert lines[partner_index].rstrip().endswith("NOT LOADED")
     assert "sandbox" in lines[partner_index + 1]
+
+
+def disable(app, plugin_id: str, reason: str) -> None:
+    """Mark the newest registered version of ``plugin_id`` disabled, as the sandbox does."""
+    from host.runtime.models import PluginState
+    from host.runtime.registry import get_version
+
+    with get_database(app).transaction(write=True) as session:
+        version = get_version(session, plugin_id)
+        version.state, version.state_reason = PluginState.DISABLED, reason
+
+
+def test_plugins_list_shows_why_the_registry_does_not_serve_a_version(app_factory, extra_plugins):
+    app = app_factory(PLUGIN_PATHS=[str(PLUGINS), str(extra_plugins)])
+    run(app, "db", "upgrade")
+    disable(app, "wealth.checkup", "disabled by the sandbox at 2026-01-01T00:00:00+00:00: 3 faults within 60 minutes")
+    rows = {row["id"]: row for row in json.loads(run(app, "plugins", "list", "--json").stdout)}
+    assert rows["wealth.checkup"]["state"] == "disabled" and "3 faults" in rows["wealth.checkup"]["reason"]
+    assert rows["sh.deals"]["reason"] == ""
+    lines = run(app, "plugins", "list").stdout.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith("wealth.checkup"))
+    assert "disabled" in lines[index] and "3 faults within 60 minutes" in lines[index + 1]
+
+
+# -- plugins enable ------------------------------------------------------------------------------
+
+
+def test_plugins_enable_sets_a_disabled_version_active_again_and_audits_it(app):
+    from host.audit.models import AuditEvent
+    from host.runtime.registry import get_version
+
+    assert run(app, "db", "upgrade").exit_code == 0
+    disable(app, "wealth.checkup", "disabled by the sandbox: 3 faults")
+    result = run(app, "plugins", "enable", "wealth.checkup")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith(": active")
+    with get_database(app).transaction() as session:
+        version = get_version(session, "wealth.checkup")
+        assert (version.state, version.state_reason) == ("active", "")
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "plugin.enabled"))
+        assert (event.plugin_id, event.actor, event.outcome) == ("wealth.checkup", "cli", "success")
+    assert run(app, "plugins", "enable", "wealth.checkup").exit_code == 0  # already active: nothing to change
+
+
+def test_plugins_enable_refuses_unknown_and_refused_plugins(app):
+    assert run(app, "db", "upgrade").exit_code == 0
+    unknown = run(app, "plugins", "enable", "no.such.plugin")
+    assert unknown.exit_code == 1 and "no plugin 'no.such.plugin'" in unknown.output
+    refused = run(app, "plugins", "enable", "city.utilities")  # refused here: the suite runs without the sandbox
+    assert refused.exit_code == 1 and "is refused, not disabled" in refused.output
+    from host.runtime.registry import get_version
+
+    with get_database(app).transaction() as session:
+        assert get_version(session, "city.utilities").state == "refused"
 
 
 # -- plugins validate ----------------------------------------------------------------------------

@@ -262,3 +262,15 @@ def test_a_wrong_pin_key_stops_create_app(app_factory):
         app_factory(PIN_KEY="too-short")
     with pytest.raises(ConfigError, match="CANOPY_PIN_KEYS_OLD"):
         app_factory(PIN_KEYS_OLD="not a json array")
+
+
+def test_seconds_settings_take_positive_numbers_from_the_environment_and_the_file(tmp_path):
+    assert load_config(environ={"CANOPY_SANDBOX_BACKOFF": "0.5"})["SANDBOX_BACKOFF"] == 0.5
+    for bad in ("0", "-1", "soon", "inf", "nan"):
+        with pytest.raises(ConfigError, match="SANDBOX_BACKOFF"):
+            load_config(environ={"CANOPY_SANDBOX_BACKOFF": bad})
+    (tmp_path / "canopy.toml").write_text("SANDBOX_ENABLE_CHECK = 2\n")
+    assert load_config(environ={"CANOPY_INSTANCE_PATH": str(tmp_path)})["SANDBOX_ENABLE_CHECK"] == 2
+    (tmp_path / "canopy.toml").write_text('SANDBOX_ENABLE_CHECK = "2"\n')
+    with pytest.raises(ConfigError, match="SANDBOX_ENABLE_CHECK"):
+        load_config(environ={"CANOPY_INSTANCE_PATH": str(tmp_path)})

@@ -42,3 +42,30 @@ def test_metrics_count_bridge_events_by_plugin_and_kind_not_by_name(client):
     assert "deal.viewed" not in text  # names are the plugins' own: never labels
     lines = text.strip().splitlines()
     assert all(LINE.match(line) for line in lines), lines
+
+
+def test_metrics_count_each_sandboxed_plugins_workers_starts_faults_and_whether_it_is_disabled(app, tmp_path):
+    """The sandbox's counts by plugin id only (real jails: tests/sandbox/test_operations.py)."""
+    from host.runtime import get_runtime
+    from sandbox.jail import JailSpec
+    from sandbox.supervisor import FaultPolicy, PluginSupervisor
+
+    sandbox = get_runtime(app).sandbox
+    for plugin_id in ("partner.a", "partner.b"):
+        sandbox.supervisors[plugin_id] = PluginSupervisor(JailSpec(plugin_id, tmp_path),
+                                                          policy=FaultPolicy(max_faults=2, backoff=0.0))
+    sandbox.supervisors["partner.a"].starts = 3
+    for reason in ('a reason with "quotes", {braces} and\na new line', "no answer within its budget"):
+        sandbox.supervisors["partner.b"].record_fault(reason)
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    for line in ('canopy_sandbox_workers{plugin="partner.a"} 0',
+                 'canopy_sandbox_worker_starts_total{plugin="partner.a"} 3',
+                 'canopy_sandbox_faults_total{plugin="partner.a"} 0', 'canopy_sandbox_disabled{plugin="partner.a"} 0',
+                 'canopy_sandbox_faults_total{plugin="partner.b"} 2', 'canopy_sandbox_disabled{plugin="partner.b"} 1',
+                 "# TYPE canopy_sandbox_faults_total counter", "# TYPE canopy_sandbox_disabled gauge"):
+        assert line in text.splitlines(), line
+    assert "quotes" not in text and "budget" not in text  # reasons are free text: never labels
+    lines = text.strip().splitlines()
+    assert all(LINE.match(line) for line in lines), lines
+    sandbox.supervisors["partner.b"].enable()
+    assert 'canopy_sandbox_disabled{plugin="partner.b"} 0' in app.test_client().get("/metrics").get_data(as_text=True)

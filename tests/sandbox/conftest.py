@@ -128,6 +128,12 @@ class Host:
 
 
 @pytest.fixture
+def sandbox_host(sandbox_app):
+    """``sandbox_host(*folders, **config)``: the :class:`Host` of :func:`sandbox_app`'s app."""
+    return lambda *folders, **config: Host(sandbox_app(*folders, **config))
+
+
+@pytest.fixture
 def evil(sandbox_app) -> Host:
     """The app with ``evil.probe`` and its neighbour."""
     return Host(sandbox_app(FIXTURE_PLUGINS / "evil_probe"))

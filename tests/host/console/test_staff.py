@@ -400,3 +400,33 @@ def test_only_hq_admin_adds_branches(signed_in, post, rows, username):
     assert post(signed_in(username), "/console/branches", form).status_code == 403
     assert post(signed_in(username), "/console/branches/SH001/names", form).status_code == 403
     assert rows(Branch, code="SZ001") == [] and rows(Branch, code="SH001")[0].name_en == "Shanghai Branch"
+
+
+# -- why an installed mini-program is not shown -----------------------------------------------------
+
+
+def test_staff_see_why_an_installed_mini_program_is_not_shown_with_the_registrys_reason(signed_in, demo_app):
+    import re
+
+    from host.db import get_database
+    from host.runtime.models import PluginState
+    from host.runtime.registry import get_version
+
+    reason = "disabled by the sandbox at 2026-01-01T00:00:00+00:00: 3 faults within 60 minutes; the last: <died>"
+    with get_database(demo_app).transaction(write=True) as session:
+        version = get_version(session, "wealth.checkup")
+        version.state, version.state_reason = PluginState.DISABLED, reason
+
+    def row(html: str, plugin_id: str) -> str:
+        return re.search(rf'<tr data-installed="{re.escape(plugin_id)}">(.*?)</tr>', html, re.S).group(1)
+
+    html = signed_in("sh.operator").get("/console/branches/SH001?lang=en").get_data(as_text=True)
+    wealth = row(html, "wealth.checkup")
+    assert 'data-state="disabled">Disabled: not shown to customers</span>' in wealth
+    assert "3 faults within 60 minutes; the last: &lt;died&gt;" in wealth  # the reason, escaped
+    # the suite runs without the sandbox, so the partner plugin is refused, and says why
+    city = row(html, "city.utilities")
+    assert 'data-state="refused">Refused: not shown to customers</span>' in city and "sandbox" in city
+    assert "data-state" not in row(html, "sh.deals")  # active: nothing to explain
+    chinese = signed_in("sh.operator").get("/console/branches/SH001?lang=zh-CN").get_data(as_text=True)
+    assert "已停用：客户看不到" in row(chinese, "wealth.checkup") and "已拒绝：客户看不到" in row(chinese, "city.utilities")

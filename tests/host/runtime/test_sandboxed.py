@@ -114,3 +114,120 @@ def test_the_ctx_methods_are_the_sdks():
     assert {m.split(".")[1] for m in CTX_METHODS if m.startswith("payments.")} == {
         name for name in vars(Payments) if not name.startswith("_")}
     assert client.violation("x").__class__.__name__ == "_Violation"
+
+
+# -- enabled again by staff -------------------------------------------------------------------------
+
+class Registry:
+    """The registry as the sandbox host sees it: records disabling, answers whether a plugin is active."""
+
+    def __init__(self) -> None:
+        self.state = "active"
+        self.asked = 0
+        self.fail_writes = False
+        self.fail_reads = False
+
+    def on_disable(self, plugin_id: str, reason: str) -> None:
+        if self.fail_writes:
+            raise RuntimeError("the database is down")
+        self.state = "disabled"
+
+    def active(self, plugin_id: str) -> bool:
+        self.asked += 1
+        if self.fail_reads:
+            raise RuntimeError("the database is down")
+        return self.state == "active"
+
+
+def disabled_plugin(tmp_path, *, check: float):
+    """A sandbox host and a supervisor of a plugin it has just disabled (no worker ever runs)."""
+    from host.runtime.sandboxed import SandboxHost
+    from sandbox.supervisor import FaultPolicy, PluginSupervisor
+
+    registry = Registry()
+    host = SandboxHost({"SANDBOX_ENABLE_CHECK": check}, budget=lambda hook: 1.0, on_disable=registry.on_disable,
+                       registry_active=registry.active)
+    supervisor = PluginSupervisor(jail.JailSpec("acme.faulty", tmp_path), policy=FaultPolicy(max_faults=2, backoff=0.0),
+                                  on_disable=host._record_disabled)
+    host.supervisors["acme.faulty"] = supervisor
+    return host, supervisor, registry
+
+
+def fault_twice(supervisor) -> None:
+    for _ in range(2):
+        supervisor.record_fault("no answer to canopy_api within its budget; worker killed")
+    assert supervisor.disabled_reason is not None
+
+
+def test_a_plugin_the_sandbox_disabled_is_served_again_once_the_registry_says_active(tmp_path, caplog):
+    host, supervisor, registry = disabled_plugin(tmp_path, check=0.0)
+    fault_twice(supervisor)
+    assert registry.state == "disabled"
+    assert host.recheck(supervisor) is False and supervisor.disabled_reason is not None  # still disabled there
+    registry.state = "active"  # staff: canopy plugins enable
+    with caplog.at_level(logging.WARNING, logger="canopy.runtime"):
+        assert host.recheck(supervisor) is True
+    assert supervisor.disabled_reason is None and supervisor.status()["disabled"] is None
+    assert any("served again" in record.getMessage() for record in caplog.records)
+    # its faults were forgotten: one more is not enough to disable it again, two are
+    supervisor.record_fault("died")
+    assert supervisor.disabled_reason is None
+    supervisor.record_fault("died")
+    assert supervisor.disabled_reason is not None and registry.state == "disabled"
+
+
+def test_the_registry_is_asked_at_most_once_per_interval(tmp_path):
+    host, supervisor, registry = disabled_plugin(tmp_path, check=3600.0)
+    fault_twice(supervisor)
+    registry.state = "active"
+    for _ in range(5):
+        assert host.recheck(supervisor) is False
+    assert registry.asked == 0 and supervisor.disabled_reason is not None  # the first look is an interval away
+    host._next_check["acme.faulty"] = 0.0  # the interval has passed
+    assert [host.recheck(supervisor) for _ in range(3)] == [True, False, False]
+    assert registry.asked == 1
+
+
+def test_until_the_registry_recorded_the_disabling_its_active_state_enables_nothing(tmp_path):
+    host, supervisor, registry = disabled_plugin(tmp_path, check=0.0)
+    registry.fail_writes = True
+    fault_twice(supervisor)  # the registry could not be told: it still says active, which is not staff's word
+    assert registry.state == "active"
+    assert host.recheck(supervisor) is False and registry.asked == 0
+    assert supervisor.disabled_reason is not None
+
+
+def test_a_registry_that_cannot_be_read_leaves_the_plugin_disabled(tmp_path, caplog):
+    host, supervisor, registry = disabled_plugin(tmp_path, check=0.0)
+    fault_twice(supervisor)
+    registry.fail_reads = True
+    with caplog.at_level(logging.ERROR, logger="canopy.runtime"):
+        assert host.recheck(supervisor) is False
+    assert supervisor.disabled_reason is not None
+    assert any("stays disabled" in record.getMessage() for record in caplog.records)
+
+
+def test_a_refused_call_of_a_disabled_plugin_is_what_looks_at_the_registry(tmp_path, monkeypatch, branch):
+    from types import SimpleNamespace
+
+    from canopy_sdk import Tile
+
+    from sandbox.supervisor import PluginDisabled
+
+    host, supervisor, registry = disabled_plugin(tmp_path, check=0.0)
+    fault_twice(supervisor)
+    proxy = SandboxedPlugin("acme.faulty", frozenset({"canopy_storefront_tiles"}), supervisor, lambda hook: 1.0,
+                            host.recheck)
+    ctx = SimpleNamespace(plugin_id="acme.faulty", branch=branch, locale="en", scopes=frozenset(), customer=None)
+
+    def call_hook(found, hook, facts, args, *, deadline, answer):  # as sandbox.client does, without a worker
+        if found.disabled_reason is not None:
+            raise PluginDisabled("acme.faulty", found.disabled_reason)
+        return [Tile(title="Back").to_wire()]
+
+    monkeypatch.setattr(client, "call_hook", call_hook)
+    with pytest.raises(PluginDisabled):
+        proxy.call("canopy_storefront_tiles", ctx=ctx)
+    registry.state = "active"
+    assert proxy.call("canopy_storefront_tiles", ctx=ctx)[0].title == "Back"
+    assert registry.asked == 2

@@ -124,3 +124,40 @@ def test_each_plugin_folder_has_its_own_cached_environment(folder, tmp_path):
     (other / "templates" / "same.html").write_text("theirs", encoding="utf-8")
     assert environment("test.env", folder).get_template("same.html").render() == "mine"
     assert environment("test.env", other).get_template("same.html").render() == "theirs"
+
+
+# -- the host's limits, and where templates are rendered -----------------------------------------
+
+def test_a_page_rendering_past_the_size_limit_is_the_plugins_invalid_result(folder):
+    from canopy_sdk.errors import InvalidResult
+
+    from host.storefront.rendering import MAX_PAGE_BYTES
+
+    source = "{% for i in range(100000) %}{{ filler }}{% endfor %}"  # 10 MB if it were let run
+    with pytest.raises(InvalidResult, match=f"more than {MAX_PAGE_BYTES} bytes"):
+        render(folder, source, {"filler": "é" * 50})
+    assert len(render(folder, source, {"filler": "é" * 5}, name="fits.html").encode()) == 1_000_000
+
+
+def test_ready_html_past_the_size_limit_or_not_a_string_is_invalid(folder):
+    from canopy_sdk.errors import InvalidResult
+
+    from host.storefront.rendering import MAX_PAGE_BYTES
+    from sandbox.pages import check_size
+
+    with pytest.raises(InvalidResult, match="more than"):
+        render_page("test.render", folder, Page(title="T", html="x" * (MAX_PAGE_BYTES + 1)), branch=BRANCH, locale="en")
+    for junk in (None, b"<p>", 42, ["<p>"]):
+        with pytest.raises(InvalidResult, match="must be a string"):
+            check_size(junk)
+
+
+def test_a_sandboxed_plugins_template_is_never_rendered_here(folder):
+    from canopy_sdk.errors import InvalidResult
+
+    (folder / "templates" / "page.html").write_text("<p>{{ locale }}</p>", encoding="utf-8")
+    page = Page(title="T", template="page.html")
+    with pytest.raises(InvalidResult, match="must arrive rendered"):
+        render_page("test.render", folder, page, branch=BRANCH, locale="en", in_process=False)
+    html = Page(title="T", html="<p>rendered in its worker</p>")
+    assert render_page("test.render", folder, html, branch=BRANCH, locale="en", in_process=False) == html.html
