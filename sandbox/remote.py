@@ -91,14 +91,26 @@ class RemotePayments:
 class _LogHandler(logging.Handler):
     def __init__(self, send: Callable[[str, str], None]) -> None:
         super().__init__(logging.DEBUG)
-        self._send = send
+        self.send = send
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level = record.levelname.lower()
-            self._send(level if level in ("debug", "info", "warning", "error") else "error", self.format(record))
+            self.send(level if level in ("debug", "info", "warning", "error") else "error", self.format(record))
         except Exception:  # a log line must never break the hook
             pass
+
+
+def _plugin_logger(plugin_id: str, send_log: Callable[[str, str], None]) -> logging.Logger:
+    """The logger ``canopy.plugin.<id>``, sending its lines through ``send_log`` (set up once per
+    sender: reconfiguring a logger clears every logger's cache, too slow for every call)."""
+    logger = logging.getLogger(f"canopy.plugin.{plugin_id}")
+    handlers = logger.handlers
+    if not (len(handlers) == 1 and isinstance(handlers[0], _LogHandler) and handlers[0].send == send_log):
+        logger.propagate = False
+        logger.handlers[:] = [_LogHandler(send_log)]
+        logger.setLevel(logging.DEBUG)
+    return logger
 
 
 class RemoteContext:
@@ -115,11 +127,15 @@ class RemoteContext:
         self._customer_storage = None if subject is None else RemoteStorage(ask, "customer_storage")
         self.payments = RemotePayments(ask)
         self._ask = ask
-        logger = logging.getLogger(f"canopy.plugin.{self.plugin_id}")
-        logger.propagate = False
-        logger.handlers[:] = [_LogHandler(send_log)]
-        logger.setLevel(logging.DEBUG)
-        self.log = logging.LoggerAdapter(logger, {"plugin": self.plugin_id})
+        self._send_log = send_log
+        self._log: logging.LoggerAdapter | None = None
+
+    @property
+    def log(self) -> logging.LoggerAdapter:
+        """The plugin's logger: its lines go to the host with the call (made on first use)."""
+        if self._log is None:
+            self._log = logging.LoggerAdapter(_plugin_logger(self.plugin_id, self._send_log), {"plugin": self.plugin_id})
+        return self._log
 
     @property
     def customer_storage(self) -> RemoteStorage:

@@ -359,7 +359,8 @@ class PluginSupervisor:
         with self._lock:
             if self._pid != os.getpid():
                 return
-            if worker.alive() and self.disabled_reason is None:
+            # It has just answered; one that dies while idle is caught when next lent out.
+            if self.disabled_reason is None:
                 self._idle.append(worker)
             else:
                 self._count -= 1

@@ -6,6 +6,10 @@ dropped when it finally returns. To keep a hung plugin from filling the pool, ea
 plugin may have at most ``max_in_flight`` calls running; past that its calls fail at
 once ("busy") until the stuck ones return. Every outcome is counted per plugin and
 hook, and every failure is logged with the plugin id.
+
+A hook function that keeps its own budget (:func:`keeps_budget`: a sandboxed plugin's
+proxy, whose worker is killed at the deadline) needs no pool thread to be cut off: it
+runs in the caller's thread, which saves the hand-off to the pool and back.
 """
 
 from __future__ import annotations
@@ -48,6 +52,26 @@ class Outcome:
     def ok(self) -> bool:
         """Whether the hook answered with a valid value."""
         return self.status == OK
+
+
+class BudgetOverrun(TimeoutError):
+    """Raised by a hook function that keeps its own budget when it had to cut the call off."""
+
+
+def keeps_budget(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` never runs past its hook's budget by itself (it is marked with a
+    ``keeps_budget`` attribute), so it may run in the caller's thread."""
+    return getattr(function, "keeps_budget", False) is True
+
+
+def _run_here(function: Callable[..., Any], kwargs: dict[str, Any]) -> Future:
+    """Run ``function`` in this thread; return its outcome as a finished future."""
+    future: Future = Future()
+    try:
+        future.set_result(function(**kwargs))
+    except BaseException as exc:  # noqa: BLE001 - judged by _finish as a pool call's would be
+        future.set_exception(exc)
+    return future
 
 
 def _raised_by_hook(future: Future, exc: BaseException) -> bool:
@@ -115,13 +139,15 @@ class HookInvoker:
             )
         return outcome
 
-    def _start(self, plugin_id: str, hook: str, function: Callable[..., Any], kwargs: dict[str, Any]) -> Future | None:
+    def _start(self, plugin_id: str, hook: str, function: Callable[..., Any], kwargs: dict[str, Any],
+               *, here: bool = False) -> Future | None:
+        """Start the call on the pool — or, ``here``, run it in this thread to its end."""
         with self._lock:
             if self._in_flight[plugin_id] >= self.max_in_flight:
                 return None
             self._in_flight[plugin_id] += 1
         try:
-            future = self.pool.submit(function, **kwargs)
+            future = _run_here(function, kwargs) if here else self.pool.submit(function, **kwargs)
         except BaseException:
             self._release(plugin_id)
             raise
@@ -152,7 +178,9 @@ class HookInvoker:
         try:
             raw = future.result(timeout=max(remaining, 0.0))
         except FutureTimeout as exc:
-            if not _raised_by_hook(future, exc):  # the hook's own TimeoutError is an error, not an overrun
+            # A wait that ran out, or a function that keeps its own budget cutting itself off, is
+            # an overrun; the hook's own TimeoutError is an error.
+            if not _raised_by_hook(future, exc) or isinstance(exc, BudgetOverrun):
                 error = TimeoutError(f"no answer within {self.budget(hook) * 1000:.0f} ms")
                 return self._record(Outcome(plugin_id, hook, TIMEOUT, error=error, elapsed=time.perf_counter() - started))
             return self._record(Outcome(plugin_id, hook, ERROR, error=exc, elapsed=time.perf_counter() - started))
@@ -189,7 +217,7 @@ class HookInvoker:
         if function is None:
             return self._record(Outcome(plugin_id, hook, MISSING))
         started = time.perf_counter()
-        future = self._start(plugin_id, hook, function, kwargs)
+        future = self._start(plugin_id, hook, function, kwargs, here=keeps_budget(function))
         return self._finish(plugin_id, hook, future, check, started, self.budget(hook))
 
     def call_each(
@@ -201,12 +229,20 @@ class HookInvoker:
         """Call ``hook`` of several plugins at once; all share one budget of wall-clock time.
 
         ``calls`` holds ``(plugin_id, function, kwargs)``; outcomes come back in the same order.
+        A single call that keeps its own budget runs in this thread while the pool runs the rest;
+        several such calls go to the pool too, so they overlap.
         """
         started = time.perf_counter()
-        futures = [
-            (plugin_id, None if function is None else self._start(plugin_id, hook, function, kwargs), function)
-            for plugin_id, function, kwargs in calls
-        ]
+        own = [n for n, (_, function, _) in enumerate(calls) if function is not None and keeps_budget(function)]
+        here = own[0] if len(own) == 1 else None
+        started_calls: dict[int, Future | None] = {
+            n: self._start(plugin_id, hook, function, kwargs)
+            for n, (plugin_id, function, kwargs) in enumerate(calls) if function is not None and n != here
+        }
+        if here is not None:
+            plugin_id, function, kwargs = calls[here]
+            started_calls[here] = self._start(plugin_id, hook, function, kwargs, here=True)
+        futures = [(plugin_id, started_calls.get(n), function) for n, (plugin_id, function, _) in enumerate(calls)]
         pending = [future for _, future, _ in futures if future is not None]
         if pending:
             wait(pending, timeout=self.budget(hook))

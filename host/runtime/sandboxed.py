@@ -29,12 +29,14 @@ from sandbox.supervisor import START_TIMEOUT, FaultPolicy, PluginSupervisor, San
 from sqlalchemy import select
 
 from ..config import ConfigError
+from .invoke import BudgetOverrun
 from .loader import SANDBOX_ONLY, LoadedPlugin
 
 log = logging.getLogger("canopy.runtime")
 
-#: Extra time the host's side waits past a hook's budget before it kills the worker, so
-#: the invoker always reports the overrun first (as a timeout) and the kill follows.
+#: Extra time the host's side waits past a hook's budget before it kills the worker and reports
+#: the overrun (as a timeout: :class:`~.invoke.BudgetOverrun`); a call in the pool is reported
+#: by the invoker at the budget itself, and the kill follows.
 KILL_GRACE = 0.05
 
 #: ctx methods a worker may call, with exactly the arguments each takes.
@@ -104,7 +106,9 @@ class SandboxedPlugin:
         self._budget = budget
         self._recheck = recheck
         for hook in sorted(hooks & set(_HOOK_FUNCTIONS)):
-            setattr(self, hook, hookimpl(_HOOK_FUNCTIONS[hook](self.call)))
+            function = _HOOK_FUNCTIONS[hook](self.call)
+            function.keeps_budget = True  # the worker is killed at the deadline: no pool thread needed
+            setattr(self, hook, hookimpl(function))
 
     def call(self, hook: str, **kwargs: Any) -> Any:
         """Run ``hook`` in a worker; return its result as SDK values, or raise what the hook raised."""
@@ -119,6 +123,8 @@ class SandboxedPlugin:
                                      deadline=deadline, answer=partial(answer_ctx, ctx))
         except client.HookRaised as exc:
             raise wire.error_from_wire(exc.error, self.plugin_id) from None
+        except client.CallTimeout as exc:
+            raise BudgetOverrun(str(exc)) from None
         result = wire.result_from_wire(hook, value)
         if hook == "canopy_page" and result is not None and result.template is not None:
             # The worker renders templates within the call's budget; one arriving here would

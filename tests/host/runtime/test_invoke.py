@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from canopy_sdk import ApiError, InvalidResult, Tile, results
 
-from host.runtime.invoke import BUSY, ERROR, INVALID, MISSING, OK, REJECTED, TIMEOUT, HookInvoker
+from host.runtime.invoke import BUSY, ERROR, INVALID, MISSING, OK, REJECTED, TIMEOUT, BudgetOverrun, HookInvoker
 
 TILES = "canopy_storefront_tiles"
 API = "canopy_api"
@@ -328,3 +328,61 @@ def test_call_each_marks_busy_plugins_without_calling_them(make_invoker, release
 
 def test_call_each_with_nothing_to_call(invoker):
     assert invoker.call_each(TILES, [], results.check_tiles) == []
+
+
+# -- hook functions that keep their own budget (sandboxed plugins' proxies) ----------------------
+
+
+def own_budget(function):
+    function.keeps_budget = True
+    return function
+
+
+def test_a_function_that_keeps_its_own_budget_runs_in_the_callers_thread(invoker):
+    ran_in = []
+    function = own_budget(lambda ctx: ran_in.append(threading.current_thread()) or [Tile(title="here")])
+    outcome = invoker.call("p", TILES, function, {"ctx": None}, results.check_tiles)
+    assert outcome.ok and [t.title for t in outcome.value] == ["here"]
+    assert ran_in == [threading.current_thread()]
+    assert invoker.in_flight("p") == 0 and invoker.snapshot()[("p", TILES, OK)] == 1
+
+
+def test_its_overrun_is_a_timeout_and_its_other_failures_are_judged_as_usual(invoker):
+    def overran(ctx):
+        raise BudgetOverrun("no answer within its budget; worker killed")
+
+    def timed_out_itself(ctx):
+        raise TimeoutError("the plugin's own")
+
+    assert invoker.call("p", TILES, own_budget(overran), {"ctx": None}, results.check_tiles).status == TIMEOUT
+    assert invoker.call("p", TILES, own_budget(timed_out_itself), {"ctx": None}, results.check_tiles).status == ERROR
+    assert invoker.call("p", TILES, own_budget(lambda ctx: "junk"), {"ctx": None}, results.check_tiles).status == INVALID
+    assert invoker.in_flight("p") == 0
+
+
+def test_in_a_batch_one_such_function_runs_here_while_the_pool_runs_the_rest(invoker, release):
+    threads = {}
+
+    def record(name):
+        def function(ctx):
+            threads[name] = threading.current_thread()
+            return [Tile(title=name)]
+        return function
+
+    calls = [("a", record("a"), {"ctx": None}), ("own", own_budget(record("own")), {"ctx": None}),
+             ("b", record("b"), {"ctx": None})]
+    outcomes = invoker.call_each(TILES, calls, results.check_tiles)
+    assert [o.plugin_id for o in outcomes] == ["a", "own", "b"] and all(o.ok for o in outcomes)
+    assert threads["own"] is threading.current_thread()
+    assert threads["a"] is not threading.current_thread() and threads["b"] is not threading.current_thread()
+
+
+def test_several_such_functions_in_a_batch_overlap_on_the_pool(invoker, release):
+    started = threading.Barrier(2, timeout=5)
+
+    def meet(ctx):
+        started.wait()  # both must run at once, or the barrier breaks
+        return [Tile(title="met")]
+
+    calls = [("x", own_budget(meet), {"ctx": None}), ("y", own_budget(meet), {"ctx": None})]
+    assert [o.status for o in invoker.call_each(TILES, calls, results.check_tiles)] == [OK, OK]
