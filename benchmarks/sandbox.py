@@ -184,6 +184,21 @@ def _round_trips(work: Path) -> dict:
             "frames": {"call": request, "result": answer}}
 
 
+def _until_served(page) -> None:
+    """Wait (untimed, up to a minute) until the sandboxed page comes with its zone: each server
+    process starts its sandbox workers in the background right after it forks."""
+    from .serving import get
+
+    deadline = time.monotonic() + 60
+    while True:
+        status, body = get(page.server.port, page.path)
+        if not page.check(status, body):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{page.label}: {page.check(status, body)} a minute after the server started")
+        time.sleep(0.2)
+
+
 def _storefronts(work: Path) -> dict:
     layout = {code: storefront.write_plugins(work / "plugins", 1, TILES, prefix=prefix, publisher=kind)
               for code, (_label, prefix, kind) in BRANCHES.items()}
@@ -201,6 +216,7 @@ def _storefronts(work: Path) -> dict:
         pages = [storefront.Page("bare Flask /tiles", bare, "/tiles", lambda status, body: "" if status == 200 else f"status {status}")]
         pages += [storefront.Page(f"Canopy /s/{code} ({label} zone)", server, f"/s/{code}", one_zone)
                   for code, (label, _prefix, _kind) in BRANCHES.items()]
+        _until_served(pages[1])
         looked = storefront.first_look(pages)
         print_settings(settings)
         common.note(f"SQLite instance: {'; '.join(prepared)}")
