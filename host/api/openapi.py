@@ -10,8 +10,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import jsonify, render_template
 
 from . import bp
-from .schemas import (HealthSchema, ListQuerySchema, PluginDetailSchema, PluginListSchema, ProblemSchema,
-                      SearchQuerySchema, SearchResultsSchema)
+from .schemas import (HealthSchema, ListQuerySchema, PackageVersionDetailSchema, PackageVersionListSchema,
+                      PluginDetailSchema, PluginListSchema, ProblemSchema, PublisherNotificationListSchema,
+                      SearchQuerySchema, SearchResultsSchema, VersionActionSchema)
 
 PROBLEM = {"content": {"application/problem+json": {"schema": "Problem"}}}
 
@@ -159,6 +160,127 @@ OPERATIONS: dict[str, dict[str, dict]] = {
 }
 
 
+# -- publishing (docs/publishing.md) --
+
+#: How each publishing caller authenticates, as the operations describe it.
+PUBLISHER_AUTH = ("A partner's back end: Authorization: DPoP <client credentials token with plugins:publish> and a "
+                  "DPoP proof; or a staff session cookie, with X-CSRF-Token on changes.")
+STAFF_AUTH = "A staff session cookie (head office), with X-CSRF-Token on changes."
+_PLUGIN = {"in": "path", "name": "plugin_id", "required": True, "schema": {"type": "string"}}
+_VERSION = {"in": "path", "name": "version", "required": True, "schema": {"type": "string"}}
+_REFUSALS = {
+    "401": {"description": "Not signed in, or no usable token", **PROBLEM},
+    "403": {"description": "Not allowed: the caller's role, not its plugin, its own version (reviews), or no CSRF token", **PROBLEM},
+    "404": {"description": "No such plugin or version", **PROBLEM},
+}
+#: What each action does, for its operation's summary.
+ACTION_SUMMARIES = {
+    "submit": ("submitVersion", "Submit a draft for review; the automatic pre-review runs at once (pre_review or rejected)"),
+    "retire": ("retireVersion", "Retire a version for good (branch_admin or partner back end of the publisher, or hq_admin)"),
+    "start_review": ("startReview", "Take a version from the queue (pre_review → in_review); hq_reviewer, never its publisher"),
+    "approve": ("approveVersion", "Approve a version under review, optionally with release_at; hq_reviewer, never its publisher"),
+    "reject": ("rejectVersion", "Reject a version under review, with a reason; hq_reviewer, never its publisher"),
+    "suspend": ("suspendVersion", "Suspend an approved or released version, with a reason; hq_admin"),
+    "reinstate": ("reinstateVersion", "Reinstate a suspended version (to approved), with a reason; hq_admin"),
+}
+
+
+def _action_operation(action: str, prefix: str) -> dict:
+    operation_id, summary = ACTION_SUMMARIES[action]
+    return {"post": {
+        "operationId": operation_id, "summary": summary, "tags": ["publishing"],
+        "description": PUBLISHER_AUTH if prefix == "publisher" else STAFF_AUTH,
+        "parameters": [_PLUGIN, _VERSION],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": "VersionAction"}}},
+        "responses": {"200": _ok("PackageVersionDetail", "The version now, with its history"), **_REFUSALS,
+                      "409": {"description": "Not possible from the version's status, or changed meanwhile", **PROBLEM},
+                      "415": {"description": "A body that is not JSON", **PROBLEM},
+                      "422": {"description": "A missing or bad reason or release_at (errors)", **PROBLEM}},
+    }}
+
+
+OPERATIONS.update({
+    "/api/v1/publisher/plugins/{plugin_id}/versions": {
+        "post": {
+            "operationId": "uploadVersion",
+            "summary": "Upload a package (the body: a zip archive) as a draft version",
+            "description": PUBLISHER_AUTH + " The manifest's id must be the path's and its publisher the caller's; "
+            "the same files again answer 200 with the version recorded, other files under a recorded version 409.",
+            "tags": ["publishing"],
+            "parameters": [_PLUGIN],
+            "requestBody": {"required": True, "content": {"application/zip": {"schema": {"type": "string", "format": "binary",
+                                                                                          "maxLength": 5 * 1024 * 1024}}}},
+            "responses": {
+                "201": _ok("PackageVersionDetail", "Recorded as a draft (Location: the version)"),
+                "200": _ok("PackageVersionDetail", "These files were uploaded as this version already"),
+                **_REFUSALS,
+                "409": {"description": "The version number is taken by other files", **PROBLEM},
+                "413": {"description": "Larger than a package may be (refused before the body is read)", **PROBLEM},
+                "415": {"description": "Not sent as application/zip", **PROBLEM},
+                "422": {"description": "The package is refused: the detail names the file and the reason", **PROBLEM},
+            },
+        },
+        "get": {
+            "operationId": "listVersions",
+            "summary": "The uploaded versions of a plugin, newest first (its publisher and head office)",
+            "description": PUBLISHER_AUTH,
+            "tags": ["publishing"],
+            "parameters": [_PLUGIN],
+            "responses": {"200": _ok("PackageVersionList", "The versions"), **_REFUSALS},
+        },
+    },
+    "/api/v1/publisher/plugins/{plugin_id}/versions/{version}": {
+        "get": {
+            "operationId": "getVersion",
+            "summary": "One uploaded version with its history",
+            "description": PUBLISHER_AUTH,
+            "tags": ["publishing"],
+            "parameters": [_PLUGIN, _VERSION],
+            "responses": {"200": _ok("PackageVersionDetail", "The version"), **_REFUSALS},
+        },
+    },
+    **{f"/api/v1/publisher/plugins/{{plugin_id}}/versions/{{version}}/{action}": _action_operation(action, "publisher")
+       for action in ("submit", "retire")},
+    **{f"/api/v1/review/plugins/{{plugin_id}}/versions/{{version}}/{action}": _action_operation(action, "review")
+       for action in ("start_review", "approve", "reject", "suspend", "reinstate")},
+    "/api/v1/review/versions": {
+        "get": {
+            "operationId": "reviewQueue",
+            "summary": "Head office's queue: versions by status, oldest change first",
+            "description": STAFF_AUTH,
+            "tags": ["publishing"],
+            "parameters": [{"in": "query", "name": "status", "schema": {"type": "string"},
+                            "description": "Comma-separated statuses (default pre_review,in_review)"}],
+            "responses": {"200": _ok("PackageVersionList", "The versions"), **_REFUSALS,
+                          "422": {"description": "An unknown status", **PROBLEM}},
+        },
+    },
+    "/api/v1/publisher/notifications": {
+        "get": {
+            "operationId": "listPublisherNotifications",
+            "summary": "The caller's publisher's notifications (one per status change of its versions), oldest first",
+            "description": PUBLISHER_AUTH,
+            "tags": ["publishing"],
+            "parameters": [{"in": "query", "name": "after", "schema": {"type": "integer", "minimum": 0},
+                            "description": "Only notifications with a larger id"},
+                           {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+            "responses": {"200": _ok("PublisherNotificationList", "The notifications"), **_REFUSALS,
+                          "422": {"description": "after or limit out of range", **PROBLEM}},
+        },
+    },
+    "/api/v1/staff/csrf-token": {
+        "get": {
+            "operationId": "staffCsrfToken",
+            "summary": "The staff session's CSRF token, to send as X-CSRF-Token",
+            "tags": ["publishing"],
+            "responses": {"200": {"description": "The token", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"csrf_token": {"type": "string"}, "header": {"type": "string"}}}}}},
+                "401": {"description": "Not signed in as staff", **PROBLEM}},
+        },
+    },
+})
+
+
 @lru_cache(maxsize=1)
 def build_spec() -> dict:
     """Build the OpenAPI document."""
@@ -174,6 +296,10 @@ def build_spec() -> dict:
     spec.components.schema("PluginDetail", schema=PluginDetailSchema)
     spec.components.schema("Health", schema=HealthSchema)
     spec.components.schema("SearchResults", schema=SearchResultsSchema)
+    spec.components.schema("PackageVersionDetail", schema=PackageVersionDetailSchema)
+    spec.components.schema("PackageVersionList", schema=PackageVersionListSchema)
+    spec.components.schema("VersionAction", schema=VersionActionSchema)
+    spec.components.schema("PublisherNotificationList", schema=PublisherNotificationListSchema)
     for path, operations in OPERATIONS.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()

@@ -91,3 +91,69 @@ class SearchResultsSchema(Schema):
     items = fields.List(fields.Nested(SearchResultSchema), required=True, metadata={"description": "Best first"})
     unavailable = fields.List(fields.String(), required=True,
                               metadata={"description": "Plugins whose search failed this time (their hits are missing)"})
+
+
+# -- publishing (docs/publishing.md) ---------------------------------------------------------
+
+VERSION_STATUSES = ["draft", "submitted", "pre_review", "in_review", "approved", "gray", "released", "rolled_back",
+                    "suspended", "retired", "rejected"]
+
+
+class VersionTransitionSchema(Schema):
+    action = fields.String(required=True)
+    from_status = fields.String(required=True, allow_none=True, metadata={"enum": VERSION_STATUSES})
+    to_status = fields.String(required=True, metadata={"enum": VERSION_STATUSES})
+    actor = fields.String(required=True, metadata={"description": "staff:<username>, client:<client id> or system:precheck"})
+    reason = fields.String(required=True)
+    at = fields.DateTime(required=True)
+
+
+class PackageVersionSchema(Schema):
+    plugin_id = fields.String(required=True)
+    version = fields.String(required=True)
+    publisher = fields.Nested(PublisherSchema, required=True)
+    status = fields.String(required=True, metadata={"enum": VERSION_STATUSES})
+    status_reason = fields.String(required=True, metadata={"description": "The reason given with the last change"})
+    checksum = fields.String(required=True, metadata={"description": "The folder checksum the registry records"})
+    archive_sha256 = fields.String(required=True, metadata={"description": "SHA-256 of the uploaded archive"})
+    size = fields.Integer(required=True, metadata={"description": "All files, decompressed, in bytes"})
+    scopes = fields.List(fields.String(), required=True, metadata={"description": "Scopes the manifest requests"})
+    release_at = fields.DateTime(required=True, allow_none=True)
+    uploaded_by = fields.String(required=True)
+    uploaded_at = fields.DateTime(required=True)
+    submitted_by = fields.String(required=True, allow_none=True)
+    reviewed_by = fields.String(required=True, allow_none=True)
+    updated_at = fields.DateTime(required=True)
+    actions = fields.List(fields.String(), required=True,
+                          metadata={"description": "What the caller may do to this version now"})
+
+
+class PackageVersionDetailSchema(PackageVersionSchema):
+    history = fields.List(fields.Nested(VersionTransitionSchema), required=True, metadata={"description": "Oldest first"})
+
+
+class PackageVersionListSchema(Schema):
+    items = fields.List(fields.Nested(PackageVersionSchema), required=True)
+    count = fields.Integer(required=True)
+
+
+class VersionActionSchema(Schema):
+    reason = fields.String(metadata={"description": "Why; required to reject, suspend and reinstate. At most 1000 "
+                                                    "characters, no control characters but line breaks and tabs"})
+    release_at = fields.AwareDateTime(metadata={"description": "approve only: not released before this time "
+                                                               "(ISO 8601 with a time zone, in the future)"})
+
+
+class PublisherNotificationSchema(Schema):
+    id = fields.Integer(required=True)
+    plugin_id = fields.String(required=True)
+    version = fields.String(required=True)
+    action = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": VERSION_STATUSES})
+    message = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class PublisherNotificationListSchema(Schema):
+    items = fields.List(fields.Nested(PublisherNotificationSchema), required=True, metadata={"description": "Oldest first"})
+    count = fields.Integer(required=True)

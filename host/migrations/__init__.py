@@ -35,6 +35,7 @@ def models_metadata():
     from ..oauth import models as _oauth  # noqa: F401
     from ..payments import models as _payments  # noqa: F401
     from ..payments.risk import models as _risk  # noqa: F401
+    from ..publishing import models as _publishing  # noqa: F401
     from ..runtime import models as _runtime  # noqa: F401
     from ..storefront import models as _storefront  # noqa: F401
 

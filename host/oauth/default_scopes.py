@@ -44,6 +44,18 @@ SCOPES = [
         "sensitivity": "low",
         "needs_consent": True,
     },
+    {
+        # Not a customer's data: a partner's back end uploads and submits versions of its own
+        # organisation's mini-programs (docs/publishing.md). Client credentials only, once head
+        # office approved it for the client's plugin.
+        "name": "plugins:publish",
+        "description": {
+            "zh": "代表其所属机构上传小程序新版本并提交银行审核",
+            "en": "Upload new versions of its organisation's mini-programs and submit them for the bank's review",
+        },
+        "sensitivity": "high",
+        "needs_consent": False,
+    },
 ]
 
 

@@ -1,0 +1,96 @@
+"""Publishing tables: uploaded versions with their lifecycle status, the history of every
+status change, and the notifications publishers read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..db import Base, UTCDateTime, utcnow
+
+
+class PackageVersion(Base):
+    """One uploaded version of a mini-program: its package (manifest, checksums, size) and where
+    it stands in review and release (``status``, see :mod:`host.publishing.lifecycle`).
+
+    The package columns never change after the upload; ``status`` changes only through
+    :func:`host.publishing.lifecycle.apply`, which bumps ``revision`` (an optimistic lock: an
+    update that finds another revision changes nothing).
+    """
+
+    __tablename__ = "package_versions"
+    __table_args__ = (
+        UniqueConstraint("plugin_id", "version"),
+        Index("ix_package_versions_status", "status"),
+        Index("ix_package_versions_publisher", "publisher_kind", "publisher_id"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plugin_id: Mapped[str] = mapped_column(ForeignKey("plugins.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(64))
+    publisher_kind: Mapped[str] = mapped_column(String(16))
+    publisher_id: Mapped[str] = mapped_column(String(32))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    checksum: Mapped[str] = mapped_column(String(71))  #: the folder checksum the registry records
+    archive_sha256: Mapped[str] = mapped_column(String(64))  #: of the uploaded archive
+    size: Mapped[int] = mapped_column(Integer)  #: all files, decompressed
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    release_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    uploaded_by: Mapped[str] = mapped_column(String(128))
+    submitted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __mapper_args__ = {"version_id_col": revision}
+
+
+class VersionTransition(Base):
+    """One change of a version's status (its upload included: from nothing to ``draft``):
+    who, when, from what, to what, and why. Never updated or deleted."""
+
+    __tablename__ = "package_version_history"
+    __table_args__ = (Index("ix_package_version_history_version_pk", "version_pk", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    version_pk: Mapped[int] = mapped_column(ForeignKey("package_versions.pk", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PublisherNotification(Base):
+    """A message to a publisher about one of its versions (one per status change), listed by
+    ``GET /api/v1/publisher/notifications``."""
+
+    __tablename__ = "publisher_notifications"
+    __table_args__ = (Index("ix_publisher_notifications_publisher", "publisher_kind", "publisher_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    publisher_kind: Mapped[str] = mapped_column(String(16))
+    publisher_id: Mapped[str] = mapped_column(String(32))
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    transition_id: Mapped[int] = mapped_column(ForeignKey("package_version_history.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HistoryIsAppendOnly(RuntimeError):
+    """Something tried to change or remove a history row."""
+
+
+@event.listens_for(VersionTransition, "before_update")
+@event.listens_for(VersionTransition, "before_delete")
+def _refuse_change(mapper, connection, target) -> None:
+    raise HistoryIsAppendOnly("a version's history is append-only: its rows are never changed or deleted")
