@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import unquote
 
@@ -49,12 +49,29 @@ def _plain_mapping(owner: str, name: str, value: Any) -> None:
             raise InvalidResult(f"{owner}.{name} keys must be strings, got {type(key).__name__}")
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as plain data: wire types as dicts, lists, tuples and mappings (read-only ones
+    too) copied as plain ones — what :func:`dataclasses.asdict` gives, without deep-copying
+    every string and number."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, _Wire):
+        return value.to_wire()
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
 class _Wire:
     """Conversion to and from the plain dicts that cross the sandbox boundary."""
 
     def to_wire(self) -> dict[str, Any]:
-        """Return this value as a plain, JSON-able dict."""
-        return asdict(self)  # type: ignore[call-overload]
+        """Return this value as a plain, JSON-able dict (a fresh one: nested values are copied)."""
+        return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}  # type: ignore[attr-defined]
 
     @classmethod
     def from_wire(cls, data: Any):
@@ -118,10 +135,6 @@ class Page(_Wire):
         if type(self.status) is not int or self.status not in (200, 400, 403, 404, 409, 410, 422):
             raise InvalidResult(f"Page.status must be 200 or a client error code, got {self.status!r}")
 
-    def to_wire(self) -> dict[str, Any]:
-        # asdict would deep-copy the mapping itself, which fails for read-only mappings.
-        return asdict(replace(self, context=dict(self.context)))
-
 
 @dataclass(frozen=True, slots=True)
 class SearchHit(_Wire):
@@ -167,9 +180,6 @@ class Event(_Wire):
         _text("Event", "branch", self.branch, max_len=32, required=False)
         _text("Event", "customer", self.customer, max_len=128, required=False)
 
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(replace(self, data=dict(self.data)))
-
 
 @dataclass(frozen=True, slots=True)
 class BranchInfo(_Wire):
@@ -210,9 +220,6 @@ class PaymentIntent(_Wire):
     confirm_url: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     failure_reason: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(replace(self, metadata=dict(self.metadata)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,6 +242,15 @@ def test_page_to_wire_turns_a_read_only_context_into_a_dict():
     assert wire["context"] == {"due": [1, 2], "who": {"name": "A"}}
 
 
+def test_to_wire_copies_nested_lists_and_mappings():
+    items = [1, {"n": 2}]
+    value = event(data={"items": items})
+    wire = value.to_wire()
+    wire["data"]["items"].append(3)
+    wire["data"]["items"][1]["n"] = 9
+    assert items == [1, {"n": 2}] and value.data == {"items": [1, {"n": 2}]}
+
+
 @pytest.mark.parametrize("cls", [Tile, Page, SearchHit, Event, BranchInfo])
 @pytest.mark.parametrize("data", [None, "title", ["title", "x"], 3, ("title", "x")])
 def test_from_wire_refuses_non_mappings(cls, data):
