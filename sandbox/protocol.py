@@ -16,7 +16,8 @@ import select
 import socket
 import struct
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 #: The protocol version every frame carries; a frame of another version is refused.
 VERSION = 1

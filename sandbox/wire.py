@@ -8,7 +8,8 @@ rebuilt through the SDK types, which check themselves (a bad tile is an
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from canopy_sdk import errors
 from canopy_sdk.errors import InvalidResult
