@@ -27,14 +27,12 @@ from ..runtime import get_runtime
 from ..runtime.invoke import BUSY, ERROR, INVALID, MISSING, OK, REJECTED, TIMEOUT, Outcome
 from ..runtime.sandboxed import SandboxedPlugin
 from . import origins, sessions
-from .links import HOST_PARAMS
+from .queries import plugin_query
 from .rendering import render_page
 from .services import UnknownBranch, Zone, branch_info, context_for, get_branch, served_plugin, zones
 
 bp = Blueprint("miniprogram", __name__, url_prefix=origins.INTERNAL_PREFIX)
 
-MAX_QUERY_PARAMS = 50
-MAX_QUERY_VALUE = 2000
 API_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 #: The bridge's script, served by the host (:mod:`.shell`); every page loads it first.
@@ -97,17 +95,6 @@ def _resolve(plugin_id: str):
     if not found:
         raise Problem(404, "No such mini-program", f"{plugin_id!r} is not available in branch {branch.code}.")
     return branch, found[0]
-
-
-def plugin_query() -> dict[str, str]:
-    """The query string of a page request less the host's own parameters, checked."""
-    items = [(k, v) for k, v in request.args.items(multi=False) if k not in HOST_PARAMS]
-    if len(items) > MAX_QUERY_PARAMS:
-        raise Problem(400, "Too many query parameters", f"At most {MAX_QUERY_PARAMS} are accepted.")
-    for key, value in items:
-        if len(key) > 100 or len(value) > MAX_QUERY_VALUE:
-            raise Problem(400, "Query parameter too long", f"Parameter {key[:100]!r} is over {MAX_QUERY_VALUE} characters.")
-    return dict(items)
 
 
 def _plugin_failure(outcome: Outcome) -> Problem:

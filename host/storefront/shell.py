@@ -33,7 +33,7 @@ from ..payments import intents
 from ..problems import Problem
 from ..runtime import get_runtime
 from . import links, origins
-from .miniprogram import plugin_query
+from .queries import plugin_query
 from .services import UnknownBranch, get_branch, zones
 
 bp = Blueprint("shell", __name__, template_folder="templates", static_folder="static", static_url_path="/bridge")

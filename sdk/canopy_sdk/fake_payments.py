@@ -22,7 +22,7 @@ from .errors import IdempotencyMismatch, InvalidIntentState, RefundExceedsCaptur
 from .types import Event, PaymentIntent, Refund
 
 if TYPE_CHECKING:
-    from .testing import FakeContext
+    from .context import Context
 
 _MAX_ID_LENGTH = 40
 
@@ -99,12 +99,12 @@ class FakePayments:
         branch: str | None = "SH001",
     ) -> None:
         self._book = _Book(frozenset(currencies), clock, confirm_window)
-        self._ctx: FakeContext | None = None
+        self._ctx: Context | None = None
         self._plugin_id = plugin_id
         self._customer = customer
         self._branch = branch
 
-    def bind(self, ctx: FakeContext) -> FakePayments:
+    def bind(self, ctx: Context) -> FakePayments:
         """Return a view of these payments for ``ctx``: its scopes, plugin, customer and branch."""
         view = object.__new__(FakePayments)
         view._book, view._ctx = self._book, ctx

@@ -22,7 +22,8 @@ from host.problems import PROBLEM_JSON
 from host.runtime import get_runtime
 from host.runtime.models import PluginState, PluginVersion
 from host.runtime.registry import sync_registry
-from host.storefront.miniprogram import MAX_QUERY_PARAMS, MAX_QUERY_VALUE, page_csp
+from host.storefront.miniprogram import page_csp
+from host.storefront.queries import MAX_QUERY_PARAMS, MAX_QUERY_VALUE
 from host.storefront.origins import build
 from host.storefront.models import Installation
 
