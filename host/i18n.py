@@ -103,14 +103,16 @@ def remember_choice(response: Response) -> Response:
     return response
 
 
-def _customer_setting() -> str | None:
-    """The signed-in customer's language, without loading them when nobody is signed in."""
-    if "canopy.db" not in current_app.extensions:
-        return None
-    from .identity.sessions import current_customer  # imported here: identity uses this module
+#: The app extension that tells the signed-in customer's language (the identity package sets it).
+CUSTOMER_LOCALE = "canopy.customer_locale"
 
-    customer = current_customer()
-    return normalize_locale(customer.locale) if customer is not None else None
+
+def _customer_setting() -> str | None:
+    """The signed-in customer's language, as the identity package tells it (None when nobody is
+    signed in, or in an app without customers)."""
+    tell = current_app.extensions.get(CUSTOMER_LOCALE)
+    value = tell() if tell is not None else None
+    return normalize_locale(value) if value else None
 
 
 def catalog_folders() -> list[Path]:

@@ -18,6 +18,7 @@ from flask.sessions import NullSession, SecureCookieSessionInterface
 from .. import db
 from ..config import require_secret
 from ..db import utcnow
+from ..i18n import CUSTOMER_LOCALE
 from ..problems import Problem
 from .models import Customer, PartnerDeveloper, Staff
 
@@ -50,6 +51,13 @@ def configure(app: Flask) -> None:
     """Install the session interface. The cookie's policy (name ``canopy_session``, Secure,
     HttpOnly, SameSite=Lax, 30 minutes) is configuration: see ``host.config.DEFAULTS``."""
     app.session_interface = _SessionInterface()
+    app.extensions[CUSTOMER_LOCALE] = customer_locale
+
+
+def customer_locale() -> str | None:
+    """The signed-in customer's language setting, or None (what the language choice asks)."""
+    customer = current_customer()
+    return customer.locale if customer is not None else None
 
 
 def _start(key: str, person_id: str) -> None:
