@@ -149,6 +149,7 @@ def version_document(row: PackageVersion, actor: Actor, *, history: bool = False
         "archive_sha256": row.archive_sha256, "size": row.size, "scopes": list(row.manifest.get("scopes", [])),
         "release_at": row.release_at, "uploaded_by": row.uploaded_by, "uploaded_at": row.uploaded_at,
         "submitted_by": row.submitted_by, "reviewed_by": row.reviewed_by, "updated_at": row.updated_at,
+        "prereview": row.prereview,
         "actions": [action for action in lifecycle.TRANSITIONS
                     if action in PUBLISHER_ACTIONS + REVIEW_ACTIONS and lifecycle.decide(actor, action, row)],
     }
@@ -262,8 +263,10 @@ def _act(actor: Actor, plugin_id: str, version: str, action: str):
     body = _action_body()
     with refusals(actor, action, plugin_id, version):
         if action == "submit":
+            runtime = get_runtime()
             row = services.submit(db.session(), actor, plugin_id, version, reason=body.get("reason", ""),
-                                  catalog=get_runtime().catalog, root=services.package_store())
+                                  catalog=runtime.catalog, root=services.package_store(),
+                                  hook_budget=runtime.invoker.budget)
         else:
             row = lifecycle.apply(db.session(), actor, plugin_id, version, action, reason=body.get("reason", ""),
                                   release_at=body.get("release_at"))

@@ -108,6 +108,83 @@ class VersionTransitionSchema(Schema):
     at = fields.DateTime(required=True)
 
 
+class PreReviewFindingSchema(Schema):
+    level = fields.String(required=True, metadata={"enum": ["failure", "warning"]})
+    code = fields.String(required=True, metadata={"description": "A stable name of the finding, e.g. template_missing"})
+    message = fields.String(required=True)
+
+
+_OUTCOME = {"enum": ["pass", "warn", "fail", "not_run"]}
+
+
+class PreReviewSectionSchema(Schema):
+    """One section of the report (docs/publishing.md, "The automated pre-review")."""
+
+    outcome = fields.String(required=True, metadata=_OUTCOME)
+    findings = fields.List(fields.Nested(PreReviewFindingSchema), required=True)
+    reason = fields.String(metadata={"description": "Why the section was not run"})
+    findings_left_out = fields.Integer(metadata={"description": "Findings past the 50 kept"})
+
+
+class AddedScopeSchema(Schema):
+    scope = fields.String(required=True)
+    sensitivity = fields.String(required=True, allow_none=True, metadata={"enum": ["low", "medium", "high"]})
+    needs_consent = fields.Boolean(required=True, allow_none=True)
+    flagged = fields.Boolean(required=True, metadata={"description": "High sensitivity (or unknown): look closely"})
+
+
+class PreReviewScopesSchema(PreReviewSectionSchema):
+    compared_with = fields.String(required=True, allow_none=True, metadata={"description": "The version compared with"})
+    basis = fields.String(required=True, metadata={"enum": ["approved", "registered", "none"]})
+    added = fields.List(fields.Nested(AddedScopeSchema), required=True)
+    removed = fields.List(fields.String(), required=True)
+    unchanged = fields.List(fields.String(), required=True)
+
+
+class BudgetMeasureSchema(Schema):
+    name = fields.String(required=True, metadata={"enum": ["total_bytes", "files", "largest_file_bytes", "pages"]})
+    value = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    ok = fields.Boolean(required=True)
+    path = fields.String(metadata={"description": "The largest file"})
+
+
+class PreReviewBudgetsSchema(PreReviewSectionSchema):
+    measures = fields.List(fields.Nested(BudgetMeasureSchema), required=True)
+
+
+class SmokeCallSchema(Schema):
+    hook = fields.String(required=True, metadata={"enum": ["canopy_storefront_tiles", "canopy_page"]})
+    path = fields.String(required=True, allow_none=True, metadata={"description": "The page's path (canopy_page)"})
+    result = fields.String(required=True, metadata={
+        "enum": ["ok", "error", "timeout", "invalid", "not_implemented", "skipped"]})
+    message = fields.String(required=True)
+
+
+class PreReviewSmokeSchema(PreReviewSectionSchema):
+    hooks = fields.List(fields.String(), required=True, metadata={"description": "Hooks the plugin implements"})
+    calls = fields.List(fields.Nested(SmokeCallSchema), required=True)
+    locale = fields.String()
+
+
+class PreReviewTestsSchema(PreReviewSectionSchema):
+    found = fields.Boolean(required=True, metadata={"description": "Whether the package has a tests/ folder"})
+
+
+class PreReviewReportSchema(Schema):
+    format = fields.Integer(required=True, metadata={"description": "1"})
+    passed = fields.Boolean(required=True)
+    checked_at = fields.String(required=True, metadata={"description": "ISO 8601, UTC"})
+    problems = fields.List(fields.String(), required=True, metadata={"description": "Failures: why it did not pass"})
+    warnings = fields.List(fields.String(), required=True, metadata={"description": "For the reviewer's attention"})
+    integrity = fields.Nested(PreReviewSectionSchema, required=True)
+    manifest = fields.Nested(PreReviewSectionSchema, required=True)
+    scopes = fields.Nested(PreReviewScopesSchema, required=True)
+    budgets = fields.Nested(PreReviewBudgetsSchema, required=True)
+    smoke = fields.Nested(PreReviewSmokeSchema, required=True)
+    tests = fields.Nested(PreReviewTestsSchema, required=True)
+
+
 class PackageVersionSchema(Schema):
     plugin_id = fields.String(required=True)
     version = fields.String(required=True)
@@ -124,6 +201,8 @@ class PackageVersionSchema(Schema):
     submitted_by = fields.String(required=True, allow_none=True)
     reviewed_by = fields.String(required=True, allow_none=True)
     updated_at = fields.DateTime(required=True)
+    prereview = fields.Nested(PreReviewReportSchema, required=True, allow_none=True,
+                              metadata={"description": "The automated pre-review's report (null before submission)"})
     actions = fields.List(fields.String(), required=True,
                           metadata={"description": "What the caller may do to this version now"})
 

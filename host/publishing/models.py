@@ -39,6 +39,8 @@ class PackageVersion(Base):
     size: Mapped[int] = mapped_column(Integer)  #: all files, decompressed
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str] = mapped_column(Text, default="")
+    #: The automated pre-review's report (:mod:`host.publishing.prereview`), once submitted.
+    prereview: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     release_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     uploaded_by: Mapped[str] = mapped_column(String(128))
     submitted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -205,6 +205,7 @@ def store(package: Package, root: Path) -> Path:
                              f"a version never changes — publish a new version number")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=folder.parent))
+    os.chmod(staging, 0o755)  # readable by the sandbox's workers, which run as users of their own
     try:
         for relative, content in package.files.items():
             target = staging.joinpath(*relative.split("/"))

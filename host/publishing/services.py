@@ -7,19 +7,19 @@ Every function works in the caller's transaction and raises a
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import Callable
 
 from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..config import DEFAULTS
 from ..db import utcnow
 from ..identity.models import StaffRole
-from ..runtime.loader import folder_checksum
 from ..runtime.models import PluginRecord, PluginVersion
 from ..storefront.services import is_plugin_id
-from . import lifecycle
+from . import lifecycle, prereview
 from .actors import BANK, BANK_PUBLISHER_ID, BRANCH, PARTNER, PRECHECK, Actor, publishes_for
 from .errors import NotAllowed, PackageInvalid, UnknownVersion, VersionExists
 from .lifecycle import Status
@@ -28,7 +28,6 @@ from .packages import Limits, Package, PackageRefused, read_package, store
 
 #: The instance folder's sub-folder that holds stored packages.
 STORE_FOLDER = "packages"
-_SEMVER_CORE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?")
 
 
 def package_store(app: Flask | None = None) -> Path:
@@ -103,49 +102,29 @@ def _draft(package: Package, actor: Actor) -> PackageVersion:
 
 
 def submit(session: Session, actor: Actor, plugin_id: str, version: str, *, reason: object, catalog,
-           root: Path) -> PackageVersion:
-    """Submit a draft for review and run the automatic pre-review at once: it passes to
-    ``pre_review`` or is ``rejected`` with the problems found (two history rows)."""
+           root: Path, hook_budget: Callable[[str], float] | None = None,
+           settings: prereview.Settings | None = None) -> PackageVersion:
+    """Submit a draft for review and run the automated pre-review at once
+    (:func:`host.publishing.prereview.run`): its report is stored with the version, which
+    passes to ``pre_review`` or is ``rejected`` with the problems found (two history rows).
+
+    ``hook_budget`` gives each hook's budget in seconds (the runtime invoker's
+    ``budget``; the configuration's defaults when None); ``settings`` replaces all the
+    pre-review's settings.
+    """
     row = lifecycle.apply(session, actor, plugin_id, version, "submit", reason=reason)
-    problems = precheck(session, row, catalog, root)
-    if problems:
-        return lifecycle.apply(session, PRECHECK, plugin_id, version, "fail_precheck", reason="; ".join(problems))
+    if settings is None:
+        settings = prereview.Settings(hook_budget=hook_budget or _default_hook_budget)
+    report = prereview.run(session, row, catalog=catalog, root=root, settings=settings)
+    row.prereview = report
+    if not report["passed"]:
+        return lifecycle.apply(session, PRECHECK, plugin_id, version, "fail_precheck",
+                               reason=prereview.summary(report))
     return lifecycle.apply(session, PRECHECK, plugin_id, version, "pass_precheck")
 
 
-def precheck(session: Session, row: PackageVersion, catalog, root: Path) -> list[str]:
-    """The automatic pre-review's problems with a submitted version (none: it passes).
-
-    Its scopes must all be in the scope catalog; its stored files must still be exactly the
-    uploaded ones; its version must be newer than every version of the plugin approved so far.
-    """
-    problems = []
-    unknown = catalog.unknown(row.manifest.get("scopes", []))
-    if unknown:
-        problems.append(f"unknown scopes: {', '.join(unknown)}")
-    folder = root / row.plugin_id / row.version
-    if not folder.is_dir() or folder_checksum(folder) != row.checksum:
-        problems.append("the stored files are missing or differ from the upload")
-    newest = max((v.version for v in session.scalars(select(PackageVersion).where(
-        PackageVersion.plugin_id == row.plugin_id, PackageVersion.pk != row.pk,
-        PackageVersion.status.in_(APPROVED_OR_LATER)))), key=version_key, default=None)
-    if newest is not None and version_key(row.version) <= version_key(newest):
-        problems.append(f"version {row.version} is not newer than {newest}, approved already")
-    return problems
-
-
-#: Statuses of versions that passed review.
-APPROVED_OR_LATER = (Status.APPROVED, Status.GRAY, Status.RELEASED, Status.ROLLED_BACK, Status.SUSPENDED,
-                     Status.RETIRED)
-
-
-def version_key(version: str) -> tuple:
-    """A sort key of a semantic version (pre-releases before their release)."""
-    found = _SEMVER_CORE.match(version)
-    if found is None:
-        return (0, 0, 0, 0, version)
-    major, minor, patch, pre = found.groups()
-    return (int(major), int(minor), int(patch), 0 if pre else 1, pre or "")
+def _default_hook_budget(hook: str) -> float:
+    return DEFAULTS["HOOK_BUDGET_MS"].get(hook, 1000) / 1000.0
 
 
 def may_read(actor: Actor, publisher_kind: str, publisher_id: str) -> bool:

@@ -152,7 +152,8 @@ def test_a_branch_publishes_a_new_version_of_its_own_plugin(demo_app, staff_clie
 # -- partners ------------------------------------------------------------------------------------
 
 
-def test_a_partner_back_end_publishes_for_its_organisation_only(publishing_app, partner_back_end, package_zip):
+def test_a_partner_back_end_publishes_for_its_organisation_only(publishing_app, partner_back_end, package_zip,
+                                                                sandbox_isolation):
     partner = partner_back_end()
     own = partner.open("POST", UPLOAD.format("cp.bills"), data=package_zip("cp.bills", kind="partner", publisher="CITYPOWER"),
                        content_type=ZIP)
@@ -189,7 +190,7 @@ def submitted(staff_client, package_zip, version="1.0.0", **kwargs) -> None:
     assert response.status_code == 200, response.get_json()
 
 
-def test_a_version_goes_through_review_and_its_publisher_hears_of_every_step(staff_client, package_zip):
+def test_a_version_goes_through_review_and_its_publisher_hears_of_every_step(staff_client, package_zip, sandbox_isolation):
     submitted(staff_client, package_zip)
     reviewer = staff_client("hq.reviewer")
     queue = reviewer.get("/api/v1/review/versions").get_json()
@@ -216,14 +217,14 @@ def test_a_version_goes_through_review_and_its_publisher_hears_of_every_step(sta
     ("sh.operator", "start_review", 403), ("hq.reviewer", "suspend", 403), ("sh.operator", "retire", 403),
     ("hq.reviewer", "approve", 409), ("hq.reviewer", "reject", 409), ("bj.operator", "retire", 403),
 ])
-def test_who_may_not(staff_client, package_zip, demo_app, username, action, status):
+def test_who_may_not(staff_client, package_zip, demo_app, username, action, status, sandbox_isolation):
     submitted(staff_client, package_zip)
     response = act(staff_client(username), "sh.coupons", "1.0.0", action, reason="because")
     problem(response, status)
     assert [v.status for v in versions(demo_app, "sh.coupons")] == ["pre_review"]
 
 
-def test_a_rejection_needs_a_reason_and_is_final(staff_client, package_zip):
+def test_a_rejection_needs_a_reason_and_is_final(staff_client, package_zip, sandbox_isolation):
     submitted(staff_client, package_zip)
     reviewer = staff_client("hq.reviewer")
     act(reviewer, "sh.coupons", "1.0.0", "start_review")
@@ -236,21 +237,53 @@ def test_a_rejection_needs_a_reason_and_is_final(staff_client, package_zip):
     assert problem(act(staff_client("hq.admin"), "sh.coupons", "1.0.0", "retire"), 409)
 
 
-def test_the_pre_review_rejects_unknown_scopes_and_older_versions(staff_client, package_zip):
+def test_the_pre_review_rejects_unknown_scopes_and_older_versions(staff_client, package_zip, sandbox_isolation):
     publisher = staff_client("sh.operator")
     assert upload(publisher, package_zip(version="0.9.0", scopes=["teleport:use"])).status_code == 201
     rejected = act(publisher, "sh.coupons", "0.9.0", "submit").get_json()
-    assert (rejected["status"], rejected["status_reason"]) == ("rejected", "unknown scopes: teleport:use")
+    assert (rejected["status"], rejected["status_reason"]) == (
+        "rejected", "scopes: scope 'teleport:use' is not in the scope catalog")
     submitted(staff_client, package_zip, "2.0.0")
     reviewer = staff_client("hq.reviewer")
     act(reviewer, "sh.coupons", "2.0.0", "start_review")
     act(reviewer, "sh.coupons", "2.0.0", "approve")
     assert upload(publisher, package_zip(version="1.5.0")).status_code == 201
     older = act(publisher, "sh.coupons", "1.5.0", "submit").get_json()
-    assert older["status_reason"] == "version 1.5.0 is not newer than 2.0.0, approved already"
+    assert older["status_reason"] == "integrity: version 1.5.0 is not newer than 2.0.0, approved already"
 
 
-def test_versions_are_seen_by_their_publisher_and_head_office_only(staff_client, package_zip):
+def test_the_reviewer_sees_the_pre_review_report(staff_client, package_zip, sandbox_isolation):
+    publisher = staff_client("sh.operator")
+    draft = upload(publisher, package_zip(scopes=["payments:read", "profile.phone:read"])).get_json()
+    assert draft["prereview"] is None
+    assert act(publisher, "sh.coupons", "1.0.0", "submit").get_json()["status"] == "pre_review"
+    reviewer = staff_client("hq.reviewer")
+    [queued] = reviewer.get("/api/v1/review/versions").get_json()["items"]
+    report = reviewer.get("/api/v1/publisher/plugins/sh.coupons/versions/1.0.0").get_json()["prereview"]
+    assert queued["prereview"] == report
+    assert report["passed"] is True and report["problems"] == []
+    assert [(c["hook"], c["path"], c["result"]) for c in report["smoke"]["calls"]] == [
+        ("canopy_storefront_tiles", None, "not_implemented"), ("canopy_page", "/", "ok")]
+    assert [(a["scope"], a["sensitivity"], a["flagged"]) for a in report["scopes"]["added"]] == [
+        ("payments:read", "low", False), ("profile.phone:read", "high", True)]
+    assert "scopes: adds 'profile.phone:read', of high sensitivity: See your mobile phone number" in report["warnings"]
+    assert report["tests"] == {"outcome": "not_run", "found": False, "findings": [],
+                               "reason": "the package has no tests/ folder"}
+
+
+def test_a_rejected_version_shows_its_publisher_why(staff_client, package_zip, sandbox_isolation):
+    publisher = staff_client("sh.operator")
+    code = b"from canopy_sdk import Page, hookimpl\n\n\nclass P:\n    @hookimpl\n    def canopy_page(self, ctx, path, query):\n" \
+           b"        return Page(title='x', template='gone.html')\n\n\nplugin = P()\n"
+    assert upload(publisher, package_zip(files={"main.py": code})).status_code == 201
+    body = act(publisher, "sh.coupons", "1.0.0", "submit").get_json()
+    assert body["status"] == "rejected" and body["prereview"]["passed"] is False
+    assert body["prereview"]["problems"][0] == "manifest: main.py refers to template 'gone.html', which templates/ does not hold"
+    assert body["status_reason"].startswith("manifest: main.py refers to template 'gone.html'")
+    assert [c["result"] for c in body["prereview"]["smoke"]["calls"]] == ["not_implemented", "error"]
+
+
+def test_versions_are_seen_by_their_publisher_and_head_office_only(staff_client, package_zip, sandbox_isolation):
     submitted(staff_client, package_zip)
     path = "/api/v1/publisher/plugins/sh.coupons/versions"
     for username, status in (("sh.admin", 200), ("hq.reviewer", 200), ("hq.admin", 200), ("bj.operator", 403)):

@@ -169,6 +169,7 @@ def test_a_stored_version_never_changes(tmp_path):
         store(other, tmp_path)
     assert folder_checksum(folder) == package.checksum
     assert [p.name for p in (tmp_path / "demo.shop").iterdir()] == ["1.0.0"]  # no staging folder left
+    assert folder.stat().st_mode & 0o777 == 0o755  # others (the sandbox's users) may read, not write
 
 
 def test_concurrent_stores_of_one_version_leave_one_whole_folder(tmp_path):
