@@ -25,7 +25,6 @@ import json
 import math
 import multiprocessing
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -42,6 +41,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from . import common
+from .pgbench import Pgbench
 from .postgres import POSTGRES, drop_database, fresh_database, server_version
 from .partner import FORM, Browser
 from .serving import (
@@ -95,57 +95,6 @@ def interleave(per_client: list[list[Call]]) -> list[Call]:
     if len({len(calls) for calls in per_client}) > 1:
         raise ValueError("every client needs the same number of calls")
     return [calls[k] for k in range(len(per_client[0]) if per_client else 0) for calls in per_client]
-
-
-@dataclass(frozen=True)
-class PgbenchRun:
-    """What one ``pgbench`` run reported."""
-
-    tps: float
-    transactions: int
-    latency_ms: float
-    failed: int
-
-
-def parse_pgbench(output: str) -> PgbenchRun:
-    """The figures of pgbench's summary (``tps = … (without initial connection time)``)."""
-    def number(pattern: str, default: str | None = None) -> str:
-        found = re.search(pattern, output)
-        if found is None and default is None:
-            raise RuntimeError(f"pgbench printed no {pattern!r}:\n{output[-1500:]}")
-        return found.group(1) if found else default
-
-    return PgbenchRun(float(number(r"tps = ([\d.]+) \(without initial connection time\)")),
-                      int(number(r"number of transactions actually processed: (\d+)")),
-                      float(number(r"latency average = ([\d.]+) ms")),
-                      int(number(r"number of failed transactions: (\d+)", "0")))
-
-
-class Pgbench:
-    """``pgbench`` on one database of the benchmark's PostgreSQL server."""
-
-    def __init__(self, executable: str, database: str) -> None:
-        from sqlalchemy.engine import make_url
-
-        url = make_url(POSTGRES)
-        self.command = [executable, *(f"--{name}={value}" for name, value in
-                                      (("host", url.host), ("port", url.port), ("username", url.username)) if value)]
-        self.env = {**os.environ, **({"PGPASSWORD": url.password} if url.password else {})}
-        self.database = database
-
-    def __call__(self, *args: str, timeout: float = 300) -> str:
-        done = subprocess.run([*self.command, *args, self.database], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
-        if done.returncode != 0:
-            raise RuntimeError(f"pgbench {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-1500:]}")
-        return done.stdout + done.stderr
-
-    def version(self) -> str:
-        return subprocess.run([self.command[0], "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-
-    def measure(self, seconds: int) -> PgbenchRun:
-        return parse_pgbench(self("--builtin=tpcb-like", f"--client={CLIENTS}", f"--jobs={CLIENTS}",
-                                  f"--time={seconds}", "--no-vacuum", timeout=seconds + 120))
 
 
 # -- processes with an app of their own (forked; each builds its app from the instance's settings) --
@@ -646,7 +595,7 @@ def _rounds(stage: Stage) -> list[Measurement]:
         http_ids = stage.workers.ask("make", per_worker, per_client)
         for what in ("pgbench", "service", "http")[::1 if round_ % 2 == 0 else -1]:
             if what == "pgbench":
-                result = stage.pgbench.measure(PHASE_SECONDS)
+                result = stage.pgbench.measure(PHASE_SECONDS, CLIENTS)
                 baseline.add(result.transactions, result.transactions / result.tps, result.failed)
                 latency.append(f"{result.latency_ms:.2f}")
                 baseline.latency_text = "avg " + " / ".join(latency)
