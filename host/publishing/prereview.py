@@ -45,7 +45,7 @@ from sandbox.supervisor import START_TIMEOUT, FaultPolicy, PluginSupervisor, San
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..runtime.loader import SKIPPED_NAMES, tree_checksum
+from ..runtime.loader import FolderProblem, plugin_files, tree_checksum
 from ..runtime.models import PluginVersion
 from ..runtime.sandboxed import KILL_GRACE, answer_ctx
 from .lifecycle import Status
@@ -163,14 +163,14 @@ class _Snapshot:
         os.chmod(self._temp, 0o755)
         target = self._temp / "plugin"
         try:
-            for relative, content in _read_folder(folder):
-                self.files[relative] = content
+            for relative, source in plugin_files(folder):
+                self.files[relative] = content = source.read_bytes()
                 path = target.joinpath(*relative.split("/"))
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
                 with open(path, "xb") as handle:
                     handle.write(content)
                 os.chmod(path, 0o444)
-        except (OSError, ValueError) as exc:
+        except (OSError, FolderProblem) as exc:
             self.problem = f"the stored files cannot be read: {exc}"
             return
         for directory in [target, *(p for p in target.rglob("*") if p.is_dir())]:
@@ -181,20 +181,6 @@ class _Snapshot:
     def remove(self) -> None:
         if self._temp is not None:
             shutil.rmtree(self._temp, ignore_errors=True)
-
-
-def _read_folder(folder: Path) -> Iterable[tuple[str, bytes]]:
-    for root, dirs, names in os.walk(folder, followlinks=False):
-        base = Path(root)
-        dirs[:] = [name for name in dirs if name not in SKIPPED_NAMES]
-        for name in list(dirs) + names:
-            if (base / name).is_symlink():
-                raise ValueError(f"{(base / name).relative_to(folder)} is a link")
-        for name in names:
-            path = base / name
-            if not path.is_file():
-                raise ValueError(f"{path.relative_to(folder)} is not a regular file")
-            yield path.relative_to(folder).as_posix(), path.read_bytes()
 
 
 # -- integrity -----------------------------------------------------------------------------------

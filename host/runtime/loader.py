@@ -62,7 +62,7 @@ def folder_checksum(folder: Path) -> str:
     exactly what is inside it.
     """
     def digests() -> Iterator[tuple[str, bytes]]:
-        for relative, path in _plugin_files(folder):
+        for relative, path in plugin_files(folder):
             content = hashlib.sha256()
             with path.open("rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 16), b""):
@@ -83,7 +83,9 @@ def tree_checksum(files: Iterable[tuple[str, bytes]]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _plugin_files(folder: Path) -> Iterator[tuple[str, Path]]:
+def plugin_files(folder: Path) -> Iterator[tuple[str, Path]]:
+    """Every file of a plugin folder as (relative POSIX path, path), caches left out;
+    :class:`FolderProblem` for a link or a special file anywhere in it."""
     for root, dirs, files in os.walk(folder, followlinks=False):
         base = Path(root)
         for name in list(dirs):
