@@ -120,3 +120,25 @@ def test_another_customers_intent_is_unknown(run, people):
     with pytest.raises(UnknownIntent):
         _confirm(run, mine, people["13900000002"], acknowledged=True)
     assert _transfers(run, mine) == 0
+
+
+def test_a_customer_without_a_payment_account_pays_nothing(pay_app, run):
+    from host.identity.models import Customer, new_id
+    from host.payments.models import Account, AccountKind
+
+    def add(session):
+        customer = Customer(id=new_id(), phone="13700009999", password_hash="x", nickname="New", locale="en",
+                            branch_code="SH001")
+        session.add(customer)
+        return customer.id
+
+    newcomer = (run(add), "SH001")
+    intent_id = _new_intent(run, amount=100)
+    with pytest.raises(InsufficientFunds):
+        _confirm(run, intent_id, newcomer, acknowledged=True)
+    assert _transfers(run, intent_id) == 0
+    assert run(lambda s: s.get(intents.PaymentIntent, intent_id).state) == IntentState.REQUIRES_CONFIRMATION
+    accounts = run(lambda s: s.scalars(select(Account).where(Account.kind == AccountKind.CUSTOMER,
+                                                             Account.owner == newcomer[0])).all())
+    assert [a.balance for a in accounts] in ([], [0])  # opened empty at most, never below zero
+    ledger_ok(pay_app)

@@ -231,3 +231,15 @@ def test_a_refused_call_of_a_disabled_plugin_is_what_looks_at_the_registry(tmp_p
     registry.state = "active"
     assert proxy.call("canopy_storefront_tiles", ctx=ctx)[0].title == "Back"
     assert registry.asked == 2
+
+
+@pytest.mark.parametrize("config, named", [
+    ({"SANDBOX": "sometimes"}, "SANDBOX must be one of auto, off"),
+    ({"SANDBOX_LIMITS": {"memory_mib": 256}}, "SANDBOX_LIMITS may set only"),
+])
+def test_a_wrong_sandbox_setting_stops_the_start_naming_it(config, named):
+    from host.config import ConfigError
+    from host.runtime.sandboxed import SandboxHost
+
+    with pytest.raises(ConfigError, match=named):
+        SandboxHost(config, budget=lambda hook: 1.0)
