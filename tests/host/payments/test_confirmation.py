@@ -142,3 +142,58 @@ def test_a_customer_without_a_payment_account_pays_nothing(pay_app, run):
                                                              Account.owner == newcomer[0])).all())
     assert [a.balance for a in accounts] in ([], [0])  # opened empty at most, never below zero
     ledger_ok(pay_app)
+
+
+@pytest.mark.parametrize("legs, named", [
+    ([(1, -100, "customer"), (2, 99, "merchant")], "sum to zero"),
+    ([(1, 0, "customer"), (2, 0, "merchant")], "non-zero"),
+    ([(1, -100, "customer")], "two"),
+    ([(1, -100, "customer"), (2, 100, "shop")], "kind"),
+])
+def test_a_transfer_that_cannot_be_posted_writes_nothing(run, legs, named):
+    from host.payments import ledger
+
+    before = run(lambda s: s.scalar(select(func.count()).select_from(Transfer)))
+    with pytest.raises(ValueError, match=named):
+        run(lambda s: ledger.post(s, kind="payment", currency="CNY",
+                                  legs=[ledger.Leg(account, amount, kind) for account, amount, kind in legs]))
+    assert run(lambda s: s.scalar(select(func.count()).select_from(Transfer))) == before
+
+
+def test_accounts_are_moved_customer_first_whatever_their_ids(pay_app, run):
+    """The one lock order (docs/payments.md): customer, merchant, clearing — here the shop's
+    account is older (a lower id) than the customer's, and is still moved last."""
+    from sqlalchemy import event
+
+    from host.db import get_database
+    from host.identity.models import Customer, new_id
+    from host.payments import ledger
+    from host.payments.models import AccountKind
+
+    intent_id = _new_intent(run, amount=100)  # the shop's settlement account exists from here on
+
+    def newcomer(session):
+        customer = Customer(id=new_id(), phone="13700008888", password_hash="x", nickname="New", locale="en",
+                            branch_code="SH001")
+        session.add(customer)
+        session.flush()
+        ledger.fund(session, customer.id, 10_000, "CNY")
+        return customer.id
+
+    customer_id = run(newcomer)
+    paying = run(lambda s: ledger.find_account(s, AccountKind.CUSTOMER, customer_id, "CNY").id)
+    shop = run(lambda s: s.get(intents.PaymentIntent, intent_id).merchant_account_id)
+    assert shop < paying
+    moved = []
+
+    def watch(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE LEDGER_ACCOUNTS"):
+            moved.append(context.compiled_parameters[0]["account"])
+
+    engine = get_database(pay_app).engine
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        assert _confirm(run, intent_id, (customer_id, "SH001"), acknowledged=True)[0] == confirmation.PAID
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    assert moved == [paying, shop]
