@@ -8,6 +8,7 @@ from flask import Flask
 
 from . import db, i18n, identity, oauth, observability, payments, problems
 from .config import load_config, plugin_paths, require_secret
+from .publishing.services import package_store
 from .runtime import PluginRuntime
 
 
@@ -36,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     identity.init_app(app)
 
     runtime = PluginRuntime(app.config, database)
+    runtime.package_root = package_store(app)  # published versions, served once released
     runtime.load(plugin_paths(app.config), entry_points=bool(app.config["LOAD_ENTRY_POINTS"]))
     runtime.start()
     app.extensions["canopy.runtime"] = runtime
@@ -58,10 +60,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(search_api.bp)
 
     from .console.partners import bp as console_partners_bp
+    from .console.publishing import bp as console_publishing_bp
     from .console.staff import bp as console_staff_bp
 
     app.register_blueprint(console_partners_bp)
     app.register_blueprint(console_staff_bp)
+    app.register_blueprint(console_publishing_bp)
 
     from .cli import register_commands
 

@@ -208,9 +208,10 @@ class PluginSupervisor:
 
     def __init__(self, spec: jail.JailSpec, *, probe: Callable[[], jail.Probe] = jail.probe, pool_size: int = 2,
                  policy: FaultPolicy = FaultPolicy(), on_disable: Callable[[str, str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, version: str = "") -> None:
         self.spec = spec
         self.plugin_id = spec.plugin_id
+        self.version = version  #: the plugin version its workers run (the host may run two side by side)
         self.pool_size = pool_size
         self.policy = policy
         self.on_disable = on_disable

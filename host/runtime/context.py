@@ -55,7 +55,7 @@ class NoPayments:
 class PluginContext:
     """What a hook's ``ctx`` is in the host. Satisfies :class:`canopy_sdk.Context`."""
 
-    __slots__ = ("plugin_id", "branch", "locale", "customer", "storage", "scopes", "grant", "_customer_storage",
+    __slots__ = ("plugin_id", "version", "branch", "locale", "customer", "storage", "scopes", "grant", "_customer_storage",
                  "_payments", "_payments_factory", "_log")
 
     def __init__(
@@ -63,6 +63,7 @@ class PluginContext:
         *,
         plugin_id: str,
         branch: BranchInfo,
+        version: str = "",
         locale: str,
         grant: Grant,
         storage_factory: Callable[[str], PluginStorage],
@@ -71,6 +72,7 @@ class PluginContext:
         payments_factory: Callable[["PluginContext"], Any] | None = None,
     ) -> None:
         self.plugin_id = plugin_id
+        self.version = version  #: the plugin version this call runs (a gray release serves two)
         self._payments = None
         self._payments_factory = payments_factory
         self.branch = branch

@@ -155,10 +155,11 @@ def load_folder(folder: Path, *, import_code: bool = True, source: str | None = 
     return result
 
 
-def import_folder_code(result: LoadedPlugin) -> None:
-    """Import the entry of a folder plugin that validated (sets ``plugin`` or ``problem``)."""
+def import_folder_code(result: LoadedPlugin, *, package: str | None = None) -> None:
+    """Import the entry of a folder plugin that validated (sets ``plugin`` or ``problem``),
+    under the synthetic ``package`` when given (see ``canopy_sdk.loading.import_entry``)."""
     assert result.folder is not None and result.manifest is not None and result.problem is None
-    _import(result, lambda: import_entry(result.folder, result.manifest))
+    _import(result, lambda: import_entry(result.folder, result.manifest, package=package))
 
 
 def _import(result: LoadedPlugin, load) -> None:

@@ -156,15 +156,15 @@ class SandboxHost:
     ``SANDBOX_ENABLE_CHECK`` seconds between looks at the registry while a plugin this
     process disabled is refused (5).
 
-    ``on_disable(plugin_id, reason)`` records a disabled plugin (in the registry);
-    ``registry_active(plugin_id)`` says whether the registry holds its running version
+    ``on_disable(plugin_id, version, reason)`` records a disabled version (in the registry);
+    ``registry_active(plugin_id, version)`` says whether the registry holds that version
     active. A plugin this process disabled, and recorded as disabled, is served again once
     the registry says active: staff enabled it (:meth:`recheck`).
     """
 
     def __init__(self, config: Mapping[str, Any], *, budget: Callable[[str], float],
-                 on_disable: Callable[[str, str], None] | None = None,
-                 registry_active: Callable[[str], bool] | None = None,
+                 on_disable: Callable[[str, str, str], None] | None = None,
+                 registry_active: Callable[[str, str], bool] | None = None,
                  probe: Callable[[], jail.Probe] | None = None) -> None:
         self.mode = str(config.get("SANDBOX", "auto")).strip().lower()
         if self.mode not in SANDBOX_MODES:
@@ -183,17 +183,18 @@ class SandboxHost:
         self.registry_active = registry_active
         self.enable_check = float(config.get("SANDBOX_ENABLE_CHECK", 5.0))
         #: Plugins this process disabled whose disabling the registry recorded, and when to look next.
-        self._recorded: set[str] = set()
-        self._next_check: dict[str, float] = {}
+        self._recorded: set[tuple[str, str]] = set()
+        self._next_check: dict[tuple[str, str], float] = {}
         self._check_lock = threading.Lock()
         self._probe = probe or (lambda: jail.probe())
-        self.supervisors: dict[str, PluginSupervisor] = {}
+        #: By (plugin id, version): a gray release runs two versions of a plugin side by side.
+        self.supervisors: dict[tuple[str, str], PluginSupervisor] = {}
         self._warm_after_fork = bool(config.get("SANDBOX_WARM", True))
 
     def prepare(self, loaded: LoadedPlugin) -> None:
         """Give a partner plugin that validated its proxy (``loaded.plugin``) — or say why not (``problem``)."""
         assert loaded.manifest is not None and loaded.folder is not None and loaded.checksum is not None
-        plugin_id = loaded.manifest.id
+        plugin_id, version = loaded.manifest.id, loaded.manifest.version
         if self.mode == "off":
             loaded.problem = SANDBOX_ONLY
             return
@@ -208,13 +209,13 @@ class SandboxHost:
             loaded.problem = f"could not be started in the sandbox: {exc}"
             return
         supervisor = PluginSupervisor(spec, probe=self._probe, pool_size=self.pool_size, policy=self.policy,
-                                      on_disable=self._record_disabled)
+                                      on_disable=partial(self._record_disabled, version=version), version=version)
         if not self.supervisors and self._warm_after_fork:
             # A server that loads the app once and forks its workers (gunicorn's preload_app)
             # warms each forked process's own workers at once, so first calls do not pay the start.
             host = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: (lambda found: found and found.warm())(host()))
-        self.supervisors[plugin_id] = supervisor
+        self.supervisors[(plugin_id, version)] = supervisor
         loaded.plugin = SandboxedPlugin(plugin_id, hooks, supervisor, self.budget, self.recheck)
         loaded.problem = None
         if probe.unsafe:
@@ -223,16 +224,26 @@ class SandboxHost:
     def forget(self, loaded: LoadedPlugin) -> None:
         """Drop the supervisor of a plugin the runtime refused after :meth:`prepare` (e.g. unknown scopes)."""
         proxy = loaded.plugin
-        if isinstance(proxy, SandboxedPlugin) and self.supervisors.get(proxy.plugin_id) is proxy.supervisor:
-            self.supervisors.pop(proxy.plugin_id).shutdown()
+        if not isinstance(proxy, SandboxedPlugin):
+            return
+        key = (proxy.plugin_id, proxy.supervisor.version)
+        if self.supervisors.get(key) is proxy.supervisor:
+            self.supervisors.pop(key).shutdown()
 
-    def _record_disabled(self, plugin_id: str, reason: str) -> None:
+    def supervisor(self, plugin_id: str, version: str | None = None) -> PluginSupervisor:
+        """The supervisor of ``plugin_id`` (of its ``version``, or its only one); KeyError if none."""
+        found = [s for (pid, v), s in self.supervisors.items() if pid == plugin_id and version in (None, v)]
+        if len(found) != 1:
+            raise KeyError(f"{plugin_id} {version or ''}: {len(found)} supervisors")
+        return found[0]
+
+    def _record_disabled(self, plugin_id: str, reason: str, *, version: str) -> None:
         if self.on_disable is None:
             return
-        self.on_disable(plugin_id, reason)  # raises when it could not be recorded: the supervisor logs it
+        self.on_disable(plugin_id, version, reason)  # raises when it could not be recorded: the supervisor logs it
         with self._check_lock:
-            self._recorded.add(plugin_id)
-            self._next_check[plugin_id] = time.monotonic() + self.enable_check
+            self._recorded.add((plugin_id, version))
+            self._next_check[(plugin_id, version)] = time.monotonic() + self.enable_check
 
     def recheck(self, supervisor: PluginSupervisor) -> bool:
         """Serve a plugin this process disabled again if staff set it back to active in the
@@ -244,22 +255,22 @@ class SandboxHost:
         staff's decision. A plugin whose disabling could not be recorded stays refused here
         until the process restarts.
         """
-        plugin_id = supervisor.plugin_id
+        plugin_id, key = supervisor.plugin_id, (supervisor.plugin_id, supervisor.version)
         now = time.monotonic()
         with self._check_lock:
-            if (self.registry_active is None or plugin_id not in self._recorded
-                    or now < self._next_check.get(plugin_id, 0.0)):
+            if (self.registry_active is None or key not in self._recorded
+                    or now < self._next_check.get(key, 0.0)):
                 return False
-            self._next_check[plugin_id] = now + self.enable_check
+            self._next_check[key] = now + self.enable_check
         try:
-            active = self.registry_active(plugin_id)
+            active = self.registry_active(plugin_id, supervisor.version)
         except Exception:
             log.exception("plugin %s: reading its registry state failed; it stays disabled here", plugin_id)
             return False
         if not active:
             return False
         with self._check_lock:
-            self._recorded.discard(plugin_id)
+            self._recorded.discard(key)
         supervisor.enable()
         log.warning("plugin %s is served again: the registry holds it active", plugin_id, extra={"plugin": plugin_id})
         return True
@@ -298,13 +309,12 @@ class SandboxHost:
             supervisor.shutdown()
 
 
-def registry_active(database: Any, versions: Callable[[str], str | None]) -> Callable[[str], bool]:
-    """Return the ``registry_active`` callback: whether the registry holds the running version
-    of a plugin ``active`` (staff enabled it again after the sandbox disabled it)."""
+def registry_active(database: Any) -> Callable[[str, str], bool]:
+    """Return the ``registry_active`` callback: whether the registry holds a version of a
+    plugin ``active`` (staff enabled it again after the sandbox disabled it)."""
     from .models import PluginState, PluginVersion
 
-    def active(plugin_id: str) -> bool:
-        version = versions(plugin_id)
+    def active(plugin_id: str, version: str) -> bool:
         with database.transaction() as session:
             state = session.scalar(select(PluginVersion.state).where(PluginVersion.plugin_id == plugin_id,
                                                                      PluginVersion.version == version))
@@ -313,13 +323,12 @@ def registry_active(database: Any, versions: Callable[[str], str | None]) -> Cal
     return active
 
 
-def record_disabled(database: Any, versions: Callable[[str], str | None]) -> Callable[[str, str], None]:
-    """Return the ``on_disable`` callback that marks the running version disabled in the
-    registry, with the reason staff see (and so every host process stops showing it)."""
+def record_disabled(database: Any) -> Callable[[str, str, str], None]:
+    """Return the ``on_disable`` callback that marks a version disabled in the registry, with
+    the reason staff see (and so every host process stops showing it)."""
     from .models import PluginState, PluginVersion
 
-    def disable(plugin_id: str, reason: str) -> None:
-        version = versions(plugin_id)
+    def disable(plugin_id: str, version: str, reason: str) -> None:
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with database.transaction(write=True) as session:
             row = session.scalar(select(PluginVersion).where(PluginVersion.plugin_id == plugin_id,

@@ -7,12 +7,16 @@ reach it with :func:`host.runtime.get_runtime`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
+import threading
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from canopy_sdk import results
 from canopy_sdk.hookspecs import HOOK_NAMES
+from canopy_sdk.loading import package_name
 from canopy_sdk.types import BranchInfo, Event
 from pluggy import PluginValidationError
 
@@ -64,14 +68,18 @@ class PluginRuntime:
         self._events_noted = False
         self.plugins: dict[str, LoadedPlugin] = {}
         self.refused: list[LoadedPlugin] = []
-        self._impls: dict[str, dict[str, Callable[..., Any]]] = {}
-        def running(plugin_id: str) -> str | None:  # the version of a plugin this runtime serves
-            return self.plugins[plugin_id].manifest.version if plugin_id in self.plugins else None
-
+        #: Hook implementations by (plugin id, version): the loaded plugins' and the released ones'.
+        self._impls: dict[tuple[str, str], dict[str, Callable[..., Any]]] = {}
+        #: Versions served from the package store (gray and released ones), loaded when first
+        #: asked for; None for one that cannot be served (the reason is logged once).
+        self.released: dict[tuple[str, str], LoadedPlugin | None] = {}
+        self._released_lock = threading.Lock()
+        #: Where published versions are stored (``<root>/<plugin id>/<version>/``); set by the app.
+        self.package_root: Path | None = None
         #: Partner plugins run out of process (docs/sandbox.md); their faults can disable them,
         #: and staff enable them again in the registry.
-        self.sandbox = SandboxHost(config, budget=self.invoker.budget, on_disable=record_disabled(database, running),
-                                   registry_active=registry_active(database, running))
+        self.sandbox = SandboxHost(config, budget=self.invoker.budget, on_disable=record_disabled(database),
+                                   registry_active=registry_active(database))
         self.invoker.on_shutdown.append(self.sandbox.shutdown)
         for name in DEFAULT_PLUGINS:
             self.pm.register(importlib.import_module(name), name=name)
@@ -126,23 +134,8 @@ class PluginRuntime:
 
     def _register(self, loaded: LoadedPlugin) -> None:
         assert loaded.manifest is not None
-        plugin_id = loaded.manifest.id
-        self.pm.register(loaded.plugin, name=plugin_id)
-        impls: dict[str, Callable[..., Any]] = {}
-        unknown = []
-        for caller in self.pm.get_hookcallers(loaded.plugin) or []:
-            if caller.spec is None:
-                unknown.append(caller.name)
-                continue
-            for impl in caller.get_hookimpls():
-                if impl.plugin is loaded.plugin:
-                    impls[caller.name] = _accepting(impl.function, impl.argnames, caller.spec.argnames)
-        if unknown or set(impls) - set(HOOK_NAMES):
-            self.pm.unregister(loaded.plugin)
-            names = sorted(set(unknown) | (set(impls) - set(HOOK_NAMES)))
-            raise PluginValidationError(loaded.plugin, f"unknown hooks {', '.join(names)}; see canopy_sdk.hookspecs")
-        self._impls[plugin_id] = impls
-        self.plugins[plugin_id] = loaded
+        self._impls[(loaded.manifest.id, loaded.manifest.version)] = _hook_impls(self.pm, loaded)
+        self.plugins[loaded.manifest.id] = loaded
 
     def start(self) -> None:
         """Check every registration against the specs and close registration."""
@@ -153,13 +146,61 @@ class PluginRuntime:
         loaded = self.plugins.pop(plugin_id, None)
         if loaded is not None:
             loaded.problem = reason
-            self._impls.pop(plugin_id, None)
+            self._impls.pop((plugin_id, loaded.manifest.version), None)  # type: ignore[union-attr]
             self.refused.append(loaded)
             log.error("plugin %s refused: %s", plugin_id, reason)
 
     def known(self) -> list[LoadedPlugin]:
         """Every plugin found, started or refused, in load order."""
         return list(self.plugins.values()) + self.refused
+
+    # -- versions ------------------------------------------------------------
+
+    def version(self, plugin_id: str, version: str, checksum: str) -> LoadedPlugin | None:
+        """The plugin ``plugin_id`` at ``version`` with exactly the files of ``checksum``, ready to
+        call — the one loaded from the plugin folders, or a published version from the package
+        store, loaded the first time it is asked for — or None when it cannot be served."""
+        loaded = self.plugins.get(plugin_id)
+        if loaded is not None and loaded.manifest is not None and loaded.manifest.version == version:
+            found: LoadedPlugin | None = loaded
+        else:
+            key = (plugin_id, version)
+            found = self.released.get(key, _UNSEEN)
+            if found is _UNSEEN:
+                with self._released_lock:
+                    found = self.released.get(key, _UNSEEN)
+                    if found is _UNSEEN:
+                        found = self.released[key] = self._load_released(plugin_id, version)
+        if found is None or found.checksum != checksum:
+            if found is not None:
+                log.error("plugin %s %s: the registry has checksum %s, the files %s; not served",
+                          plugin_id, version, checksum, found.checksum)
+            return None
+        return found
+
+    def _load_released(self, plugin_id: str, version: str) -> LoadedPlugin | None:
+        """Load one published version from the package store; None (logged) when it cannot run."""
+        folder = None if self.package_root is None else self.package_root / plugin_id / version
+        if folder is None or not folder.is_dir():
+            log.error("plugin %s %s is not in the package store; not served", plugin_id, version)
+            return None
+        loaded = load_folder(folder, import_code=False, source=f"package store: {plugin_id} {version}")
+        if loaded.manifest is not None and (loaded.manifest.id, loaded.manifest.version) != (plugin_id, version):
+            loaded.problem = f"the stored package is {loaded.manifest.id} {loaded.manifest.version}"
+        elif loaded.problem == SANDBOX_ONLY:
+            self.sandbox.prepare(loaded)
+        elif loaded.problem is None:
+            import_folder_code(loaded, package=f"{package_name(plugin_id)}__v{_short(version)}")
+        if loaded.ok:
+            try:
+                self._impls[(plugin_id, version)] = _hook_impls(CanopyPluginManager(), loaded)
+            except (PluginValidationError, ValueError) as exc:
+                loaded.problem = f"hook implementations do not match the contract: {exc}"
+        if not loaded.ok:
+            self.sandbox.forget(loaded)
+            log.error("plugin %s %s from the package store not served: %s", plugin_id, version, loaded.problem)
+            return None
+        return loaded
 
     # -- contexts and calls --------------------------------------------------
 
@@ -172,10 +213,13 @@ class PluginRuntime:
         approved_scopes: Iterable[str],
         customer_id: str | None = None,
         customer_profile: Mapping[str, Any] | None = None,
+        plugin: LoadedPlugin | None = None,
     ) -> PluginContext:
-        """Build the ``ctx`` for one call of ``plugin_id``."""
-        manifest = self.plugins[plugin_id].manifest
-        assert manifest is not None
+        """Build the ``ctx`` for one call of ``plugin_id`` — of the version ``plugin`` (from
+        :meth:`version`), or the one loaded from the plugin folders when None."""
+        plugin = plugin or self.plugins[plugin_id]
+        manifest = plugin.manifest
+        assert manifest is not None and manifest.id == plugin_id
         # The plugin sees only its pairwise subject, never the customer's own id.
         customer_subject = None if customer_id is None else pairwise_subject(require_secret(self.config), plugin_id, customer_id)
         grant = grant_for(
@@ -188,6 +232,7 @@ class PluginRuntime:
         )
         return PluginContext(
             plugin_id=plugin_id,
+            version=manifest.version,
             branch=branch,
             locale=locale,
             grant=grant,
@@ -207,39 +252,76 @@ class PluginRuntime:
         noted, self._events_noted = self._events_noted, False
         return noted
 
-    def impl(self, plugin_id: str, hook: str) -> Callable[..., Any] | None:
-        """The plugin's implementation of ``hook``, or None."""
-        return self._impls.get(plugin_id, {}).get(hook)
+    def impl(self, plugin_id: str, hook: str, version: str | None = None) -> Callable[..., Any] | None:
+        """The plugin's implementation of ``hook`` (of ``version``; the loaded one when None), or None."""
+        if version is None:
+            loaded = self.plugins.get(plugin_id)
+            if loaded is None or loaded.manifest is None:
+                return None
+            version = loaded.manifest.version
+        return self._impls.get((plugin_id, version), {}).get(hook)
+
+    def _impl(self, ctx: PluginContext, hook: str) -> Callable[..., Any] | None:
+        return self._impls.get((ctx.plugin_id, ctx.version), {}).get(hook)
 
     def tiles(self, contexts: list[PluginContext]) -> list[Outcome]:
         """Ask each context's plugin for its tiles, all at once within one budget."""
         hook = "canopy_storefront_tiles"
-        calls = [(c.plugin_id, self.impl(c.plugin_id, hook), {"ctx": c}) for c in contexts]
+        calls = [(c.plugin_id, self._impl(c, hook), {"ctx": c}) for c in contexts]
         return self.invoker.call_each(hook, calls, results.check_tiles)
 
     def search(self, contexts: list[PluginContext], query: str) -> list[Outcome]:
         """Ask each context's plugin for search hits, all at once within one budget."""
         hook = "canopy_search"
-        calls = [(c.plugin_id, self.impl(c.plugin_id, hook), {"ctx": c, "query": query}) for c in contexts]
+        calls = [(c.plugin_id, self._impl(c, hook), {"ctx": c, "query": query}) for c in contexts]
         return self.invoker.call_each(hook, calls, results.check_search_hits)
 
     def page(self, ctx: PluginContext, path: str, query: Mapping[str, str]) -> Outcome:
         """Ask the plugin for its page at ``path``."""
         hook = "canopy_page"
         kwargs = {"ctx": ctx, "path": path, "query": dict(query)}
-        return self.invoker.call(ctx.plugin_id, hook, self.impl(ctx.plugin_id, hook), kwargs, results.check_page)
+        return self.invoker.call(ctx.plugin_id, hook, self._impl(ctx, hook), kwargs, results.check_page)
 
     def api(self, ctx: PluginContext, method: str, path: str, body: Any) -> Outcome:
         """Call the plugin's back end; a successful outcome's value is the JSON text."""
         hook = "canopy_api"
         kwargs = {"ctx": ctx, "method": method, "path": path, "body": body}
-        return self.invoker.call(ctx.plugin_id, hook, self.impl(ctx.plugin_id, hook), kwargs, results.encode_api_result)
+        return self.invoker.call(ctx.plugin_id, hook, self._impl(ctx, hook), kwargs, results.encode_api_result)
 
     def event(self, ctx: PluginContext, event: Event) -> Outcome:
         """Deliver ``event`` to the plugin."""
         hook = "canopy_on_event"
         kwargs = {"ctx": ctx, "event": event}
-        return self.invoker.call(ctx.plugin_id, hook, self.impl(ctx.plugin_id, hook), kwargs, lambda _: None)
+        return self.invoker.call(ctx.plugin_id, hook, self._impl(ctx, hook), kwargs, lambda _: None)
+
+
+_UNSEEN: Any = object()  # marks a version not looked for yet
+
+
+def _short(version: str) -> str:
+    """A name-safe, collision-free stand-in for a version in a package name."""
+    return hashlib.sha256(version.encode()).hexdigest()[:12]
+
+
+def _hook_impls(pm: CanopyPluginManager, loaded: LoadedPlugin) -> dict[str, Callable[..., Any]]:
+    """Register ``loaded`` on ``pm`` and return its implementations by hook name, each
+    accepting the spec's arguments; :class:`PluginValidationError` for hooks the SDK lacks."""
+    assert loaded.manifest is not None
+    pm.register(loaded.plugin, name=loaded.manifest.id)
+    impls: dict[str, Callable[..., Any]] = {}
+    unknown = []
+    for caller in pm.get_hookcallers(loaded.plugin) or []:
+        if caller.spec is None:
+            unknown.append(caller.name)
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is loaded.plugin:
+                impls[caller.name] = _accepting(impl.function, impl.argnames, caller.spec.argnames)
+    if unknown or set(impls) - set(HOOK_NAMES):
+        pm.unregister(loaded.plugin)
+        names = sorted(set(unknown) | (set(impls) - set(HOOK_NAMES)))
+        raise PluginValidationError(loaded.plugin, f"unknown hooks {', '.join(names)}; see canopy_sdk.hookspecs")
+    return impls
 
 
 __all__ = ["DEFAULT_PLUGINS", "Outcome", "PluginRuntime"]

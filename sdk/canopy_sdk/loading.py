@@ -48,11 +48,14 @@ def _ensure_package(name: str, folder: Path, plugin_id: str) -> ModuleType:
     return package
 
 
-def import_entry(folder: str | Path, manifest: Manifest) -> Any:
+def import_entry(folder: str | Path, manifest: Manifest, *, package: str | None = None) -> Any:
     """Import ``manifest.entry`` from ``folder`` and return the plugin object
-    (the named attribute, or the module itself when ``entry`` names no attribute)."""
+    (the named attribute, or the module itself when ``entry`` names no attribute).
+
+    ``package`` names the synthetic package (:func:`package_name` of the id when None); a host
+    serving two versions of one plugin side by side imports the second under its own name."""
     folder = Path(folder).resolve()
-    package = package_name(manifest.id)
+    package = package or package_name(manifest.id)
     _ensure_package(package, folder, manifest.id)
     module_name = f"{package}.{manifest.entry_module}"
     try:

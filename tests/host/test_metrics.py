@@ -52,11 +52,11 @@ def test_metrics_count_each_sandboxed_plugins_workers_starts_faults_and_whether_
 
     sandbox = get_runtime(app).sandbox
     for plugin_id in ("partner.a", "partner.b"):
-        sandbox.supervisors[plugin_id] = PluginSupervisor(JailSpec(plugin_id, tmp_path),
-                                                          policy=FaultPolicy(max_faults=2, backoff=0.0))
-    sandbox.supervisors["partner.a"].starts = 3
+        sandbox.supervisors[(plugin_id, "1.0.0")] = PluginSupervisor(JailSpec(plugin_id, tmp_path), version="1.0.0",
+                                                                     policy=FaultPolicy(max_faults=2, backoff=0.0))
+    sandbox.supervisor("partner.a").starts = 3
     for reason in ('a reason with "quotes", {braces} and\na new line', "no answer within its budget"):
-        sandbox.supervisors["partner.b"].record_fault(reason)
+        sandbox.supervisor("partner.b").record_fault(reason)
     text = app.test_client().get("/metrics").get_data(as_text=True)
     for line in ('canopy_sandbox_workers{plugin="partner.a"} 0',
                  'canopy_sandbox_worker_starts_total{plugin="partner.a"} 3',
@@ -67,5 +67,5 @@ def test_metrics_count_each_sandboxed_plugins_workers_starts_faults_and_whether_
     assert "quotes" not in text and "budget" not in text  # reasons are free text: never labels
     lines = text.strip().splitlines()
     assert all(LINE.match(line) for line in lines), lines
-    sandbox.supervisors["partner.b"].enable()
+    sandbox.supervisor("partner.b").enable()
     assert 'canopy_sandbox_disabled{plugin="partner.b"} 0' in app.test_client().get("/metrics").get_data(as_text=True)

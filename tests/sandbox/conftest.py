@@ -117,7 +117,7 @@ class Host:
         return outcome, (json.loads(outcome.value) if outcome.ok else None)
 
     def supervisor(self, plugin_id: str):
-        return self.runtime.sandbox.supervisors[plugin_id]
+        return self.runtime.sandbox.supervisor(plugin_id)
 
     def assert_healthy(self) -> None:
         """The host answers /healthz and the neighbouring plugin's zone still fills."""

@@ -64,7 +64,7 @@ def test_it_is_served_through_a_sandbox_proxy_never_imported_and_registered_acti
 
     imported = []
     real = loader.import_entry
-    monkeypatch.setattr(loader, "import_entry", lambda folder, manifest: imported.append(manifest.id) or real(folder, manifest))
+    monkeypatch.setattr(loader, "import_entry", lambda folder, manifest, **kw: imported.append(manifest.id) or real(folder, manifest, **kw))
     again = get_runtime(app_factory(SANDBOX="auto"))
     assert PLUGIN in again.plugins and PLUGIN not in imported and "sh.deals" in imported
 
@@ -73,7 +73,7 @@ def test_a_forked_server_process_uses_workers_of_its_own(demo):
     import os
     import time
 
-    supervisor = get_runtime(demo).sandbox.supervisors[PLUGIN]
+    supervisor = get_runtime(demo).sandbox.supervisor(PLUGIN)
     parents = supervisor.acquire(time.monotonic() + 30)
     supervisor.release(parents)
     child = os.fork()

@@ -3,6 +3,8 @@ the host's answers to a worker's ctx calls."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import logging
 
 import pytest
@@ -127,12 +129,12 @@ class Registry:
         self.fail_writes = False
         self.fail_reads = False
 
-    def on_disable(self, plugin_id: str, reason: str) -> None:
+    def on_disable(self, plugin_id: str, version: str, reason: str) -> None:
         if self.fail_writes:
             raise RuntimeError("the database is down")
         self.state = "disabled"
 
-    def active(self, plugin_id: str) -> bool:
+    def active(self, plugin_id: str, version: str) -> bool:
         self.asked += 1
         if self.fail_reads:
             raise RuntimeError("the database is down")
@@ -148,8 +150,8 @@ def disabled_plugin(tmp_path, *, check: float):
     host = SandboxHost({"SANDBOX_ENABLE_CHECK": check}, budget=lambda hook: 1.0, on_disable=registry.on_disable,
                        registry_active=registry.active)
     supervisor = PluginSupervisor(jail.JailSpec("acme.faulty", tmp_path), policy=FaultPolicy(max_faults=2, backoff=0.0),
-                                  on_disable=host._record_disabled)
-    host.supervisors["acme.faulty"] = supervisor
+                                  on_disable=partial(host._record_disabled, version="1.0.0"), version="1.0.0")
+    host.supervisors[("acme.faulty", "1.0.0")] = supervisor
     return host, supervisor, registry
 
 
@@ -183,7 +185,7 @@ def test_the_registry_is_asked_at_most_once_per_interval(tmp_path):
     for _ in range(5):
         assert host.recheck(supervisor) is False
     assert registry.asked == 0 and supervisor.disabled_reason is not None  # the first look is an interval away
-    host._next_check["acme.faulty"] = 0.0  # the interval has passed
+    host._next_check[("acme.faulty", "1.0.0")] = 0.0  # the interval has passed
     assert [host.recheck(supervisor) for _ in range(3)] == [True, False, False]
     assert registry.asked == 1
 
