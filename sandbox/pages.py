@@ -29,17 +29,18 @@ from canopy_sdk.types import Page
 #: The largest page, in bytes of UTF-8, the host serves; a larger one is the plugin's error.
 MAX_PAGE_BYTES = 1024 * 1024
 #: Query parameters the host sets on every address of a plugin's origin (a plugin's own are replaced).
-HOST_PARAMS = ("branch", "lang")
+HOST_PARAMS = ("branch", "lang", "canopy_version")
 
 
 # -- addresses on the plugin's own origin ------------------------------------------------------
 
-def content_path(link: str, branch: str, locale: str) -> str:
+def content_path(link: str, branch: str, locale: str, version: str | None = None) -> str:
     """The path, on the plugin's own origin, of one of its pages (``link`` is a path inside
-    the plugin, perhaps with a query string), carrying the branch and locale along."""
+    the plugin, perhaps with a query string), carrying the branch and locale along — and the
+    plugin version the shell chose for its customer (``canopy_version``), when given."""
     parts = urlsplit(link)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in HOST_PARAMS]
-    query += [("branch", branch), ("lang", locale)]
+    query += [("branch", branch), ("lang", locale)] + ([("canopy_version", version)] if version else [])
     return f"{_path(parts.path)}?{urlencode(query)}"
 
 

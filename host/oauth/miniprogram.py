@@ -25,7 +25,7 @@ from ..identity.pairwise import pairwise_subject
 from ..identity.sessions import current_customer
 from ..problems import PROBLEM_JSON, Problem
 from ..runtime import get_runtime
-from ..storefront.services import UnknownBranch, get_branch, zones
+from ..storefront.services import UnknownBranch, audience, get_branch, zones
 from . import clock, tokens
 from .errors import InvalidGrant, InvalidRequest
 from .models import MiniProgramLoginCode, TokenKind
@@ -51,7 +51,7 @@ def login_code(plugin_id: str):
         branch = get_branch(session, request.args.get("branch") or current_app.config["HEAD_OFFICE"])
     except UnknownBranch as exc:
         raise Problem(404, "No such branch", str(exc)) from None
-    if not zones(session, get_runtime(), branch.code, plugin_id):
+    if not zones(session, get_runtime(), branch.code, plugin_id, audience(session, customer.id, branch.code)):
         raise Problem(404, "No such mini-program", f"{plugin_id[:64]!r} is not available in branch {branch.code}.")
     code = tokens.new_secret()
     now = clock.now()

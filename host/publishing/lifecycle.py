@@ -49,13 +49,17 @@ class Status:
     PRE_REVIEW = "pre_review"  #: passed the automatic checks; waits for a reviewer
     IN_REVIEW = "in_review"  #: a reviewer has taken it
     APPROVED = "approved"  #: may be released (from ``release_at``, when set)
-    GRAY = "gray"  #: released to part of the customers (gray release; not built yet)
-    RELEASED = "released"  #: served to every customer (not built yet)
-    ROLLED_BACK = "rolled_back"  #: taken back in favour of an earlier version (not built yet)
+    GRAY = "gray"  #: served to the customers its gray rule selects
+    RELEASED = "released"  #: served to every customer (outside a newer version's gray release)
+    SUPERSEDED = "superseded"  #: was released; a newer version replaced it (a rollback returns to it)
+    ROLLED_BACK = "rolled_back"  #: taken back in favour of the version before it
     SUSPENDED = "suspended"  #: stopped by head office
     RETIRED = "retired"  #: withdrawn for good
     REJECTED = "rejected"  #: refused by the pre-review or a reviewer; final
-    ALL = (DRAFT, SUBMITTED, PRE_REVIEW, IN_REVIEW, APPROVED, GRAY, RELEASED, ROLLED_BACK, SUSPENDED, RETIRED, REJECTED)
+    ALL = (DRAFT, SUBMITTED, PRE_REVIEW, IN_REVIEW, APPROVED, GRAY, RELEASED, SUPERSEDED, ROLLED_BACK, SUSPENDED,
+           RETIRED, REJECTED)
+    #: Versions customers may be served.
+    LIVE = (GRAY, RELEASED)
     #: Nothing leaves these.
     FINAL = (RETIRED, REJECTED)
 
@@ -87,6 +91,29 @@ def _independent_reviewer(actor: Actor, version: PackageVersion) -> Decision:
     if actor.id in (version.uploaded_by, version.submitted_by) or _publisher(actor, version):
         return deny("you publish this mini-program: another reviewer must review it")
     return allow("an independent reviewer of head office")
+
+
+def _releaser(actor: Actor, version: PackageVersion) -> Decision:
+    if actor.has(StaffRole.HQ_ADMIN):
+        return allow("head office may release any version")
+    found = _publisher(actor, version)
+    if found and actor.has(StaffRole.BRANCH_ADMIN, PARTNER):
+        return found
+    if found:
+        return deny("releasing and rolling back need the branch's administrator (branch_admin)")
+    return found
+
+
+def _releaser_or_host(actor: Actor, version: PackageVersion) -> Decision:
+    if actor.has(SYSTEM):
+        return allow("the host's automatic rollback")
+    return _releaser(actor, version)
+
+
+def _host(actor: Actor, version: PackageVersion) -> Decision:
+    if actor.has(SYSTEM):
+        return allow("the host, as part of a release or rollback")
+    return deny("the host does this itself when another version is released or rolled back")
 
 
 def _head_office_admin(actor: Actor, version: PackageVersion) -> Decision:
@@ -133,11 +160,24 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
        message="was approved"),
     _t("reject", [S.IN_REVIEW], S.REJECTED, "an hq_reviewer who does not publish it", _independent_reviewer,
        needs_reason=True, message="was rejected"),
-    _t("suspend", [S.APPROVED, S.GRAY, S.RELEASED], S.SUSPENDED, "an hq_admin", _head_office_admin, needs_reason=True,
-       message="was suspended by head office"),
+    _t("start_gray", [S.APPROVED], S.GRAY, "the publisher's branch_admin or back end, or an hq_admin", _releaser,
+       message="is in gray release"),
+    _t("widen", [S.GRAY], S.GRAY, "the publisher's branch_admin or back end, or an hq_admin", _releaser,
+       message="goes to more customers"),
+    _t("release", [S.GRAY], S.RELEASED, "the publisher's branch_admin or back end, or an hq_admin", _releaser,
+       message="was released to every customer"),
+    _t("supersede", [S.RELEASED], S.SUPERSEDED, "the host", _host,
+       message="was replaced by a newer release"),
+    _t("rollback", [S.GRAY, S.RELEASED], S.ROLLED_BACK,
+       "the publisher's branch_admin or back end, an hq_admin, or the host's automatic rollback", _releaser_or_host,
+       needs_reason=True, message="was rolled back"),
+    _t("restore", [S.SUPERSEDED], S.RELEASED, "the host", _host,
+       message="is served again: the release after it was rolled back"),
+    _t("suspend", [S.APPROVED, S.SUPERSEDED], S.SUSPENDED, "an hq_admin", _head_office_admin,
+       needs_reason=True, message="was suspended by head office"),
     _t("reinstate", [S.SUSPENDED], S.APPROVED, "an hq_admin", _head_office_admin, needs_reason=True,
        message="was reinstated by head office"),
-    _t("retire", [S.DRAFT, S.APPROVED, S.GRAY, S.RELEASED, S.SUSPENDED, S.ROLLED_BACK], S.RETIRED,
+    _t("retire", [S.DRAFT, S.APPROVED, S.SUPERSEDED, S.SUSPENDED, S.ROLLED_BACK], S.RETIRED,
        "the publisher (branch_admin, partner back end) or an hq_admin", _publisher_admin_or_head_office,
        message="was retired"),
 )}

@@ -81,7 +81,9 @@ class PublisherNotification(Base):
     publisher_id: Mapped[str] = mapped_column(String(32))
     plugin_id: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(64))
-    transition_id: Mapped[int] = mapped_column(ForeignKey("package_version_history.id", ondelete="CASCADE"))
+    #: The status change it tells of; None for a change of the whole mini-program (its suspension).
+    transition_id: Mapped[int | None] = mapped_column(ForeignKey("package_version_history.id", ondelete="CASCADE"),
+                                                      nullable=True)
     action: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
@@ -96,3 +98,48 @@ class HistoryIsAppendOnly(RuntimeError):
 @event.listens_for(VersionTransition, "before_delete")
 def _refuse_change(mapper, connection, target) -> None:
     raise HistoryIsAppendOnly("a version's history is append-only: its rows are never changed or deleted")
+
+
+class PluginRelease(Base):
+    """Which versions of a mini-program customers get (:mod:`host.publishing.releases`).
+
+    ``stable`` is every customer's version and ``gray`` the version the customers selected by
+    ``gray_rule`` get instead; ``previous`` is the version a rollback of ``stable`` returns
+    to. A mini-program with no row here is served as the host loaded it from its plugin
+    folders. ``suspended_at`` set is the kill switch: nothing of the mini-program is served
+    and its tokens and consents stop working, whatever the versions say. Rows change only
+    through :mod:`host.publishing.releases`, which bumps ``revision`` (an optimistic lock).
+    """
+
+    __tablename__ = "plugin_releases"
+
+    plugin_id: Mapped[str] = mapped_column(ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True)
+    stable: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gray: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Who gets ``gray``: ``{"branches": [...], "tags": [...], "testers": [...], "percent": 0-100}``.
+    gray_rule: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    gray_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    suspended_reason: Mapped[str] = mapped_column(Text, default="")
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revision: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": revision}
+
+
+class ReleaseHealth(Base):
+    """What one gray version did in one minute, summed over the host's processes: hook calls
+    and how many failed, payments its customers confirmed and how many failed. The automatic
+    rollback reads a window of these (:mod:`host.publishing.health`)."""
+
+    __tablename__ = "release_health"
+
+    plugin_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    payments: Mapped[int] = mapped_column(Integer, default=0)
+    payment_failures: Mapped[int] = mapped_column(Integer, default=0)

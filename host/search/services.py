@@ -25,7 +25,7 @@ from ..runtime.context import PluginContext
 from ..runtime.services import PluginRuntime
 from ..storefront import links
 from ..storefront.models import Branch
-from ..storefront.services import Zone, branch_info, zones
+from ..storefront.services import Zone, audience, branch_info, zones
 
 #: Longest query, in characters, after trimming (what ``canopy_search`` promises plugins).
 MAX_QUERY_LENGTH = 100
@@ -169,7 +169,7 @@ def search(
     pairwise subject for them, as in any other call.
     """
     text = normalize_query(query)
-    found = zones(session, runtime, branch.code)
+    found = zones(session, runtime, branch.code, who=audience(session, None if customer is None else customer.id, branch.code))
     positions = {zone.plugin_id: index for index, zone in enumerate(found)}
     results: list[SearchResult] = []
     for zone in found:
@@ -227,5 +227,6 @@ def _context(runtime: PluginRuntime, zone: Zone, branch: Branch, locale: str, cu
         branch=branch_info(branch, locale),
         locale=locale,
         approved_scopes=zone.version.approved_scopes,
+        plugin=zone.plugin,
         customer_id=None if customer is None else customer.id,
     )

@@ -3,7 +3,6 @@ by :func:`host.storefront.rights.authorize`)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 from flask_babel import gettext as _
@@ -11,11 +10,10 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from .errors import InvalidChange
-from .models import Branch
+from .models import BRANCH_CODE, Branch
 from .rights import Action, authorize
 from .services import get_branch
 
-BRANCH_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,15}\Z")
 
 
 def _branch_names(data: Mapping[str, Any], errors: dict[str, list[str]]) -> tuple[str, str]:

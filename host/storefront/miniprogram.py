@@ -29,7 +29,7 @@ from ..runtime.sandboxed import SandboxedPlugin
 from . import origins, sessions
 from .queries import plugin_query
 from .rendering import render_page
-from .services import UnknownBranch, Zone, branch_info, context_for, get_branch, served_plugin, zones
+from .services import UnknownBranch, Zone, audience, branch_info, context_for, get_branch, served_plugin, zones
 
 bp = Blueprint("miniprogram", __name__, url_prefix=origins.INTERNAL_PREFIX)
 
@@ -85,13 +85,17 @@ def _only_on_the_plugins_origin() -> None:
         raise Problem(404, "Not found", "This address serves nothing here.")
 
 
-def _resolve(plugin_id: str):
+def _resolve(plugin_id: str, customer_id: str | None = None):
+    """The branch and the zone of a request on the plugin's origin: the version the customer of
+    the bridge's session gets, or — for a page, which comes without one — the version the shell
+    chose (``canopy_version``) while it is served, else the one the storefront's branch gets."""
     session = db.session()
     try:
         branch = get_branch(session, request.args.get("branch") or current_app.config["HEAD_OFFICE"])
     except UnknownBranch as exc:
         raise Problem(404, "No such branch", str(exc)) from None
-    found = zones(session, get_runtime(), branch.code, plugin_id)
+    found = zones(session, get_runtime(), branch.code, plugin_id, audience(session, customer_id, branch.code),
+                  version=None if customer_id is not None else request.args.get("canopy_version"))
     if not found:
         raise Problem(404, "No such mini-program", f"{plugin_id!r} is not available in branch {branch.code}.")
     return branch, found[0]
@@ -157,7 +161,7 @@ def with_bridge(html: str) -> str:
 @bp.get("/<plugin_id>/static/<path:filename>")
 def static(plugin_id: str, filename: str):
     """A file from the mini-program's ``static/`` folder (the same in every branch)."""
-    loaded = served_plugin(db.session(), get_runtime(), plugin_id)
+    loaded = served_plugin(db.session(), get_runtime(), plugin_id, request.args.get("canopy_version"))
     if loaded is None or loaded.folder is None:
         raise Problem(404, "No such mini-program", f"{plugin_id[:64]!r} is not served here.")
     response = send_from_directory(loaded.folder / "static", filename, max_age=3600)
@@ -190,12 +194,12 @@ def _cors(response: Response) -> Response:
 @csrf.exempt  # JSON only: a form post is refused with 415 before anything happens
 def api(plugin_id: str, subpath: str):
     """A call from the mini-program's page to its back end (``canopy_api``)."""
-    branch, zone = _resolve(plugin_id)
     customer_id = sessions.customer_of_request(db.session(), plugin_id)
+    branch, zone = _resolve(plugin_id, customer_id)
     body = _json_body()
     runtime = get_runtime()
     ctx = runtime.context(zone.plugin_id, branch=branch_info(branch, request_locale()), locale=request_locale(),
-                          approved_scopes=zone.version.approved_scopes, customer_id=customer_id)
+                          approved_scopes=zone.version.approved_scopes, customer_id=customer_id, plugin=zone.plugin)
     outcome = runtime.api(ctx, request.method, "/" + subpath, body)
     if outcome.status == OK:
         return Response(outcome.value, mimetype="application/json")

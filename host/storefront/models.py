@@ -3,12 +3,17 @@ operating rights head office granted it."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, UTCDateTime, utcnow
+
+
+#: A branch code: upper-case letters, digits and '-', 2 to 16 of them.
+BRANCH_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,15}\Z")
 
 
 class Branch(Base):

@@ -8,13 +8,17 @@ from dataclasses import dataclass
 
 from canopy_sdk.manifest import PLUGIN_ID
 from canopy_sdk.types import BranchInfo
-from sqlalchemy import select
+from sqlalchemy import case, or_, select
 from sqlalchemy.orm import Session
 
+from ..identity.models import Customer
+from ..publishing.models import PluginRelease
+from ..publishing.rollout import NOBODY, Audience, choose, rule_from_json
 from ..runtime.loader import LoadedPlugin
 from ..runtime.models import PluginState, PluginVersion
 from ..runtime.services import PluginRuntime
 from .models import Branch, Installation
+from .tags import customer_tags
 
 log = logging.getLogger("canopy.storefront")
 
@@ -69,61 +73,84 @@ def is_plugin_id(value: str) -> bool:
     return isinstance(value, str) and 3 <= len(value) <= 64 and PLUGIN_ID.match(value) is not None
 
 
-def zones(session: Session, runtime: PluginRuntime, branch_code: str, plugin_id: str | None = None) -> list[Zone]:
-    """The zones a branch's storefront shows, in grid order: installed, active in the
-    registry, and loaded with exactly the registered files."""
+def audience(session: Session, customer_id: str | None, branch_code: str) -> Audience:
+    """Whom a request serves, for choosing versions: a signed-in customer with their home
+    branch (tags asked for only if a gray rule names tags), or an anonymous visitor of
+    ``branch_code``'s storefront."""
+    if customer_id is None:
+        return Audience(None, branch_code)
+    home = session.scalar(select(Customer.branch_code).where(Customer.id == customer_id))
+    return Audience(customer_id, home or branch_code, lambda who: customer_tags(session, who))
+
+
+def zones(session: Session, runtime: PluginRuntime, branch_code: str, plugin_id: str | None = None,
+          who: Audience = NOBODY, *, version: str | None = None) -> list[Zone]:
+    """The zones a branch's storefront shows, in grid order: installed, not suspended, in the
+    version ``who`` gets (docs/publishing.md: stable, or gray when its rule selects them; the
+    installed version when the mini-program was never released through the host), active in
+    the registry and loaded with exactly the registered files. ``version`` asks for that
+    version when it is the stable or the gray one (a frame's address carries the shell's choice)."""
     if plugin_id is not None and not is_plugin_id(plugin_id):
         return []
+    stable = case((PluginRelease.plugin_id.is_(None), Installation.version), else_=PluginRelease.stable)
     query = (
         select(Installation.position, PluginVersion.plugin_id, PluginVersion.version, PluginVersion.checksum,
-               PluginVersion.state, PluginVersion.approved_scopes)
+               PluginVersion.state, PluginVersion.approved_scopes, stable, PluginRelease.gray, PluginRelease.gray_rule)
+        .outerjoin(PluginRelease, PluginRelease.plugin_id == Installation.plugin_id)
         .join(
             PluginVersion,
-            (PluginVersion.plugin_id == Installation.plugin_id) & (PluginVersion.version == Installation.version),
+            (PluginVersion.plugin_id == Installation.plugin_id)
+            & or_(PluginVersion.version == stable, PluginVersion.version == PluginRelease.gray),
         )
-        .where(Installation.branch_code == branch_code, PluginVersion.state == PluginState.ACTIVE)
-        .order_by(Installation.position, Installation.plugin_id)
+        .where(Installation.branch_code == branch_code, PluginVersion.state == PluginState.ACTIVE,
+               PluginRelease.suspended_at.is_(None))
+        .order_by(Installation.position, Installation.plugin_id, PluginVersion.version)
     )
     if plugin_id is not None:
         query = query.where(Installation.plugin_id == plugin_id)
+    rows = session.execute(query).all()
     found = []
-    for position, *columns in session.execute(query):
-        version = ZoneVersion(*columns)
-        loaded = serving(runtime, version)
+    for index, (position, *columns, stable_version, gray, rule) in enumerate(rows):
+        if index and rows[index - 1][1] == columns[0]:
+            continue  # the plugin's second candidate, seen with its first
+        candidates = {row[2]: row for row in rows[index:index + 2] if row[1] == columns[0]}
+        wanted = version if version in (stable_version, gray) else (
+            choose(columns[0], stable_version, gray, rule_from_json(rule), who) if gray is not None else stable_version)
+        row = candidates.get(wanted) or candidates.get(stable_version)
+        if row is None:
+            continue
+        zone_version = ZoneVersion(*row[1:6])
+        loaded = runtime.version(zone_version.plugin_id, zone_version.version, zone_version.checksum)
         if loaded is not None:
-            found.append(Zone(loaded, version, position))
+            found.append(Zone(loaded, zone_version, position))
     return found
 
 
 def serving(runtime: PluginRuntime, version: PluginVersion | ZoneVersion) -> LoadedPlugin | None:
-    """The loaded plugin if its files are exactly the registered ``version``'s, else None."""
-    loaded = runtime.plugins.get(version.plugin_id)
-    if loaded is None or loaded.manifest is None:
-        return None
-    if loaded.manifest.version != version.version or loaded.checksum != version.checksum:
-        log.error(
-            "plugin %s: registered version %s is not the loaded one (%s); not served",
-            version.plugin_id,
-            version.version,
-            loaded.manifest.version,
-        )
-        return None
-    return loaded
+    """The plugin ``version`` ready to call if its files are exactly the registered ones, else None."""
+    return runtime.version(version.plugin_id, version.version, version.checksum)
 
 
-def served_plugin(session: Session, runtime: PluginRuntime, plugin_id: str) -> LoadedPlugin | None:
-    """The loaded plugin ``plugin_id`` if the registry has its loaded version active (any branch)."""
-    if not is_plugin_id(plugin_id) or plugin_id not in runtime.plugins:
+def served_plugin(session: Session, runtime: PluginRuntime, plugin_id: str, version: str | None = None) -> LoadedPlugin | None:
+    """The plugin as it is served to visitors nobody knows (its static files, the bridge's
+    session exchange): ``version`` while it is the stable or the gray one, else the stable one;
+    None when it is suspended or nothing of it is served."""
+    if not is_plugin_id(plugin_id):
         return None
-    loaded = runtime.plugins[plugin_id]
-    version = session.scalar(
-        select(PluginVersion).where(
-            PluginVersion.plugin_id == plugin_id,
-            PluginVersion.version == loaded.manifest.version,  # type: ignore[union-attr]
-            PluginVersion.state == PluginState.ACTIVE,
-        )
-    )
-    return None if version is None else serving(runtime, version)
+    release = session.get(PluginRelease, plugin_id)
+    if release is None:
+        loaded = runtime.plugins.get(plugin_id)
+        wanted = None if loaded is None or loaded.manifest is None else loaded.manifest.version
+    elif release.suspended_at is not None:
+        return None
+    else:
+        wanted = version if version is not None and version in (release.stable, release.gray) else release.stable
+    if wanted is None:
+        return None
+    row = session.scalar(select(PluginVersion).where(PluginVersion.plugin_id == plugin_id,
+                                                     PluginVersion.version == wanted,
+                                                     PluginVersion.state == PluginState.ACTIVE))
+    return None if row is None else serving(runtime, row)
 
 
 def context_for(runtime: PluginRuntime, zone: Zone, branch: Branch | BranchInfo, locale: str):
@@ -138,6 +165,7 @@ def context_for(runtime: PluginRuntime, zone: Zone, branch: Branch | BranchInfo,
         branch=branch if isinstance(branch, BranchInfo) else branch_info(branch, locale),
         locale=locale,
         approved_scopes=zone.version.approved_scopes,
+        plugin=zone.plugin,
     )
 
 

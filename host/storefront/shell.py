@@ -34,7 +34,7 @@ from ..problems import Problem
 from ..runtime import get_runtime
 from . import links, origins
 from .queries import plugin_query
-from .services import UnknownBranch, get_branch, zones
+from .services import UnknownBranch, audience, get_branch, zones
 
 bp = Blueprint("shell", __name__, template_folder="templates", static_folder="static", static_url_path="/bridge")
 log = logging.getLogger("canopy.bridge")
@@ -63,7 +63,9 @@ def _zone(plugin_id: str):
         branch = get_branch(session, request.args.get("branch") or current_app.config["HEAD_OFFICE"])
     except UnknownBranch as exc:
         raise Problem(404, _("No such branch"), str(exc)) from None
-    found = zones(session, get_runtime(), branch.code, plugin_id)
+    customer = current_customer()
+    found = zones(session, get_runtime(), branch.code, plugin_id,
+                  audience(session, None if customer is None else customer.id, branch.code))
     if not found:
         raise Problem(404, _("No such mini-program"), _("%(plugin)s is not available in branch %(branch)s.",
                                                         plugin=repr(plugin_id[:64]), branch=branch.code))
@@ -100,7 +102,8 @@ def shell(plugin_id: str, subpath: str):
         "storefront/shell.html",
         locale=locale, branch=branch, branch_name=branch.name(locale), plugin_id=plugin_id,
         name=pick(locale, manifest.name), publisher={"kind": manifest.publisher_kind, "id": manifest.publisher_id}, may_see=_may_see(zone, locale, customer and customer.id),
-        signed_in=customer is not None, frame_src=plugin_origin + links.content_path(link, branch.code, locale),
+        signed_in=customer is not None,
+        frame_src=plugin_origin + links.content_path(link, branch.code, locale, zone.version.version),
         plugin_origin=plugin_origin, here=request.full_path.rstrip("?"),
     )
     response = Response(html, mimetype="text/html")

@@ -17,7 +17,7 @@ from ..problems import Problem
 from ..runtime import get_runtime
 from . import links
 from .models import Branch
-from .services import UnknownBranch, branch_info, context_for, get_branch, zones
+from .services import UnknownBranch, audience, branch_info, context_for, get_branch, zones
 from .slots import storefront_slots
 
 #: How many colours the grid's icons come in (``.icon-0`` … in canopy.css).
@@ -80,8 +80,8 @@ def storefront(branch_code: str):
         raise Problem(404, "No such branch", str(exc)) from None
     locale = request_locale()
     runtime = get_runtime()
-    found = zones(session, runtime, branch.code)
     customer = current_customer()
+    found = zones(session, runtime, branch.code, who=audience(session, None if customer is None else customer.id, branch.code))
     slots = storefront_slots(session, branch.code, locale, customer.id if customer is not None else None)
     info = branch_info(branch, locale)
     outcomes = runtime.tiles([context_for(runtime, zone, info, locale) for zone in found])

@@ -97,7 +97,8 @@ def test_the_shell_frames_the_plugins_origin(client):
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self';" in csp and f"frame-src 'self' {DEALS};" in csp and "frame-ancestors 'none'" in csp
     html = response.get_data(as_text=True)
-    assert f'data-src="{DEALS}/?branch=SH001&amp;lang=en"' in html
+    # The frame's address carries the version the shell chose for this visitor (docs/publishing.md).
+    assert f'data-src="{DEALS}/?branch=SH001&amp;lang=en&amp;canopy_version=1.2.0"' in html
     frame = re.search(r"<iframe class=\"mp-frame\"[^>]*>", html).group(0)
     assert 'sandbox="allow-scripts allow-forms"' in frame and "allow-same-origin" not in html
     assert 'href="/me/authorisations?lang=en"' in html  # where consent is withdrawn
@@ -107,7 +108,7 @@ def test_the_shell_frames_the_plugins_origin(client):
 
 def test_the_shell_keeps_the_page_and_its_query(client):
     html = client.get("/mp/sh.deals/deal?id=bund-night-cruise&branch=SH001&lang=en").get_data(as_text=True)
-    assert f'data-src="{DEALS}/deal?id=bund-night-cruise&amp;branch=SH001&amp;lang=en"' in html
+    assert f'data-src="{DEALS}/deal?id=bund-night-cruise&amp;branch=SH001&amp;lang=en&amp;canopy_version=1.2.0"' in html
 
 
 @pytest.mark.parametrize("url", ["/mp/no.such/", "/mp/sh.deals/?branch=BJ001", "/mp/sh.deals/?branch=%00",
