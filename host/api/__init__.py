@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1", template_folder="templates")
 
-from . import openapi, plugins, publishing  # noqa: E402,F401  (routes register on bp)
+from . import openapi, plugins, publishing, releases  # noqa: E402,F401  (routes register on bp)

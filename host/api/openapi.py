@@ -12,7 +12,7 @@ from flask import jsonify, render_template
 from . import bp
 from .schemas import (HealthSchema, ListQuerySchema, PackageVersionDetailSchema, PackageVersionListSchema,
                       PluginDetailSchema, PluginListSchema, ProblemSchema, PublisherNotificationListSchema,
-                      SearchQuerySchema, SearchResultsSchema, VersionActionSchema)
+                      ReleaseActionSchema, ReleaseSchema, SearchQuerySchema, SearchResultsSchema, VersionActionSchema)
 
 PROBLEM = {"content": {"application/problem+json": {"schema": "Problem"}}}
 
@@ -180,7 +180,8 @@ ACTION_SUMMARIES = {
     "start_review": ("startReview", "Take a version from the queue (pre_review → in_review); hq_reviewer, never its publisher"),
     "approve": ("approveVersion", "Approve a version under review, optionally with release_at; hq_reviewer, never its publisher"),
     "reject": ("rejectVersion", "Reject a version under review, with a reason; hq_reviewer, never its publisher"),
-    "suspend": ("suspendVersion", "Suspend an approved or released version, with a reason; hq_admin"),
+    "suspend": ("suspendVersion", "Suspend an approved or superseded version (never released again until "
+                                  "reinstated), with a reason; hq_admin"),
     "reinstate": ("reinstateVersion", "Reinstate a suspended version (to approved), with a reason; hq_admin"),
 }
 
@@ -281,6 +282,56 @@ OPERATIONS.update({
 })
 
 
+#: The release actions: (operation id, summary, who).
+ROLLOUT_SUMMARIES = {
+    "gray": ("startGrayRelease", "Serve an approved version to the customers a rule selects (body: version, rule, "
+                                 "reason); one gray version at a time"),
+    "widen": ("widenGrayRelease", "Give the gray version to more customers (body: rule, which keeps everyone the "
+                                  "current rule selects)"),
+    "release": ("releaseVersion", "Serve the gray version to every customer; the stable one before it becomes previous"),
+    "rollback": ("rollBack", "Return every customer to the version before (a gray version is taken back, else the "
+                             "stable one replaced by previous), with a reason"),
+    "suspend": ("suspendPlugin", "The kill switch: serve nothing of the mini-program anywhere, refuse its tokens and "
+                                 "consents; hq_admin, with a reason"),
+    "reinstate": ("reinstatePlugin", "Lift the kill switch; hq_admin, with a reason"),
+}
+
+
+def _rollout_operation(action: str) -> dict:
+    operation_id, summary = ROLLOUT_SUMMARIES[action]
+    return {"post": {
+        "operationId": operation_id, "summary": summary, "tags": ["publishing"],
+        "description": STAFF_AUTH if action in ("suspend", "reinstate") else (
+            PUBLISHER_AUTH + " The publisher's branch_admin or back end, or hq_admin (never a branch_operator)."),
+        "parameters": [_PLUGIN],
+        "requestBody": {"required": action in ("gray", "widen"),
+                        "content": {"application/json": {"schema": "ReleaseAction"}}},
+        "responses": {"200": _ok("Release", "What customers get now"), **_REFUSALS,
+                      "409": {"description": "Not possible now (no gray version, one already, suspended, nothing "
+                                             "to return to, not yet release_at), or changed meanwhile", **PROBLEM},
+                      "413": {"description": "A body over 64 KiB", **PROBLEM},
+                      "415": {"description": "A body that is not JSON", **PROBLEM},
+                      "422": {"description": "A bad rule, version or reason (errors name the field)", **PROBLEM}},
+    }}
+
+
+OPERATIONS.update({
+    "/api/v1/publisher/plugins/{plugin_id}/rollout": {
+        "get": {
+            "operationId": "getRelease",
+            "summary": "Which versions the plugin's customers get: stable, gray with its rule, previous, suspended",
+            "description": PUBLISHER_AUTH,
+            "tags": ["publishing"],
+            "parameters": [_PLUGIN],
+            "responses": {"200": _ok("Release", "The release"), **_REFUSALS},
+        },
+    },
+    **{f"/api/v1/publisher/plugins/{{plugin_id}}/rollout/{action}": _rollout_operation(action)
+       for action in ("gray", "widen", "release", "rollback")},
+    **{f"/api/v1/review/plugins/{{plugin_id}}/{action}": _rollout_operation(action) for action in ("suspend", "reinstate")},
+})
+
+
 @lru_cache(maxsize=1)
 def build_spec() -> dict:
     """Build the OpenAPI document."""
@@ -300,6 +351,8 @@ def build_spec() -> dict:
     spec.components.schema("PackageVersionList", schema=PackageVersionListSchema)
     spec.components.schema("VersionAction", schema=VersionActionSchema)
     spec.components.schema("PublisherNotificationList", schema=PublisherNotificationListSchema)
+    spec.components.schema("Release", schema=ReleaseSchema)
+    spec.components.schema("ReleaseAction", schema=ReleaseActionSchema)
     for path, operations in OPERATIONS.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()

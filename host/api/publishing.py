@@ -131,7 +131,7 @@ def refusals(actor: Actor, action: str, plugin_id: str, version: str | None = No
         raise Problem(exc.status, exc.title, exc.reason) from None
 
 
-def _names(plugin_id: str, version: str | None = None) -> None:
+def check_names(plugin_id: str, version: str | None = None) -> None:
     """404 for path values that cannot name a plugin or a version (before they reach a query)."""
     if not services.is_plugin_id(plugin_id) or (version is not None and not _VERSION.match(version)):
         raise Problem(404, "No such version", "The address names no plugin version.")
@@ -189,7 +189,7 @@ def _archive() -> bytes:
 @authenticated(partners=True)
 def publishing_upload(actor: Actor, plugin_id: str):
     """Upload a package (the body, a zip archive) as a draft version of ``plugin_id``."""
-    _names(plugin_id)
+    check_names(plugin_id)
     data = _archive()
     with refusals(actor, "upload", plugin_id):
         row, created = services.upload(db.session(), actor, plugin_id, data, services.package_store())
@@ -200,7 +200,7 @@ def publishing_upload(actor: Actor, plugin_id: str):
 @authenticated(partners=True)
 def publishing_versions(actor: Actor, plugin_id: str):
     """The uploaded versions of a plugin, newest first (its publisher and head office)."""
-    _names(plugin_id)
+    check_names(plugin_id)
     with refusals(actor, "read", plugin_id):
         rows = services.versions_of(db.session(), actor, plugin_id)
     items = [version_document(row, actor) for row in rows]
@@ -211,7 +211,7 @@ def publishing_versions(actor: Actor, plugin_id: str):
 @authenticated(partners=True)
 def publishing_version(actor: Actor, plugin_id: str, version: str):
     """One uploaded version with its history."""
-    _names(plugin_id, version)
+    check_names(plugin_id, version)
     with refusals(actor, "read", plugin_id, version):
         row = services.version_of(db.session(), actor, plugin_id, version)
     return _detail(row, actor)
@@ -259,7 +259,7 @@ def _action_body() -> dict:
 
 
 def _act(actor: Actor, plugin_id: str, version: str, action: str):
-    _names(plugin_id, version)
+    check_names(plugin_id, version)
     body = _action_body()
     with refusals(actor, action, plugin_id, version):
         if action == "submit":

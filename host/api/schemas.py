@@ -95,8 +95,8 @@ class SearchResultsSchema(Schema):
 
 # -- publishing (docs/publishing.md) ---------------------------------------------------------
 
-VERSION_STATUSES = ["draft", "submitted", "pre_review", "in_review", "approved", "gray", "released", "rolled_back",
-                    "suspended", "retired", "rejected"]
+VERSION_STATUSES = ["draft", "submitted", "pre_review", "in_review", "approved", "gray", "released", "superseded",
+                    "rolled_back", "suspended", "retired", "rejected"]
 
 
 class VersionTransitionSchema(Schema):
@@ -236,3 +236,31 @@ class PublisherNotificationSchema(Schema):
 class PublisherNotificationListSchema(Schema):
     items = fields.List(fields.Nested(PublisherNotificationSchema), required=True, metadata={"description": "Oldest first"})
     count = fields.Integer(required=True)
+
+
+# -- releases (docs/publishing.md) -----------------------------------------------------------
+
+
+class GrayRuleSchema(Schema):
+    branches = fields.List(fields.String(), required=True, metadata={"description": "Customers of these branches "
+                                                                                   "(their home branch; anonymous visitors: the storefront's)"})
+    tags = fields.List(fields.String(), required=True, metadata={"description": "Customers holding any of these tags"})
+    testers = fields.List(fields.String(), required=True, metadata={"description": "These customers (ids)"})
+    percent = fields.Float(required=True, metadata={"description": "This share of all customers, 0-100, at most two "
+                                                                   "decimals; stable per customer"})
+
+
+class ReleaseSchema(Schema):
+    plugin_id = fields.String(required=True)
+    stable = fields.String(required=True, allow_none=True, metadata={"description": "Every customer's version"})
+    gray = fields.String(required=True, allow_none=True, metadata={"description": "The version in gray release"})
+    gray_rule = fields.Nested(GrayRuleSchema, required=True, allow_none=True)
+    previous = fields.String(required=True, allow_none=True, metadata={"description": "What a rollback returns to"})
+    suspended = fields.Boolean(required=True, metadata={"description": "Head office's kill switch is on"})
+    suspended_reason = fields.String(required=True, allow_none=True)
+
+
+class ReleaseActionSchema(Schema):
+    version = fields.String(metadata={"description": "gray only: the approved version to start"})
+    rule = fields.Dict(metadata={"description": "gray and widen: who gets the gray version (GrayRule)"})
+    reason = fields.String(metadata={"description": "Why; required to roll back, suspend and reinstate"})

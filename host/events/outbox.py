@@ -33,6 +33,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ..db import Database, utcnow
+from ..publishing.models import PluginRelease
 from ..runtime.invoke import ERROR, MISSING, Outcome
 from ..runtime.registry import get_version
 from .models import OutboxEvent
@@ -106,7 +107,10 @@ def claim(runtime, database: Database, *, plugin_id: str | None = None,
     with database.transaction(write=True) as session:
         # SKIP LOCKED: rows another deliverer is claiming are left to it rather than waited
         # for; SQLite ignores the clause (its write lock already makes claims take turns).
-        query = (select(OutboxEvent).where(OutboxEvent.next_attempt_at <= now, OutboxEvent.plugin_id.in_(loaded))
+        # A plugin head office suspended gets its events once it is reinstated.
+        stopped = select(PluginRelease.plugin_id).where(PluginRelease.suspended_at.is_not(None))
+        query = (select(OutboxEvent).where(OutboxEvent.next_attempt_at <= now, OutboxEvent.plugin_id.in_(loaded),
+                                           OutboxEvent.plugin_id.not_in(stopped))
                  .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True))
         rows = list(session.scalars(query))
         if not rows:

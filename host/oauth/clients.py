@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from ..publishing.releases import suspended as plugin_suspended
 from ..runtime.models import PluginRecord
 from ..runtime.registry import UnknownPlugin, get_version
 from . import clock, jose
@@ -189,11 +190,15 @@ def update_client(
 
 
 def active_client(session: Session, client_id: str) -> OAuthClient | None:
-    """The client with ``client_id`` unless it is unknown or disabled."""
+    """The client with ``client_id`` unless it is unknown or disabled, or head office has
+    suspended its plugin (the kill switch, docs/publishing.md): the one check of every token,
+    authorization request and client authentication."""
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
     client = session.get(OAuthClient, client_id)
-    return client if client is not None and client.disabled_at is None else None
+    if client is None or client.disabled_at is not None or plugin_suspended(session, client_id):
+        return None
+    return client
 
 
 @dataclass(frozen=True)

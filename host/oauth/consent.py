@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..db import Database
 from . import clock, tokens
-from .clients import CLIENT_MANAGE
+from .clients import CLIENT_MANAGE, plugin_suspended
 from .models import ConsentGrant
 from .token_cache import forget
 
@@ -128,6 +128,9 @@ class LedgerConsentSource:
         self.database = database
 
     def consented_scopes(self, customer_id: str, plugin_id: str) -> frozenset[str]:
-        """Scopes ``customer_id`` consented to for ``plugin_id`` (unexpired, unrevoked)."""
+        """Scopes ``customer_id`` consented to for ``plugin_id`` (unexpired, unrevoked); none
+        while head office has suspended the plugin."""
         with self.database.transaction() as session:
+            if plugin_suspended(session, plugin_id):
+                return frozenset()
             return live_scopes(session, customer_id, plugin_id)

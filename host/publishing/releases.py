@@ -26,6 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import audit
 from ..db import utcnow
 from ..identity.models import StaffRole
+from ..oauth import token_cache
 from ..runtime.models import PluginRecord, PluginState, PluginVersion
 from . import lifecycle
 from .actors import SYSTEM, Actor
@@ -235,6 +236,7 @@ def suspend(session: Session, actor: Actor, plugin_id: str, *, reason: object) -
         raise WrongState(f"{plugin_id} is suspended already")
     row.suspended_at, row.suspended_reason = utcnow(), text
     _save(session, row, actor)
+    token_cache.forget(session, client_id=plugin_id)  # cached grants stop at once too
     _tell(session, actor, row, "suspend_plugin", f"{plugin_id} was suspended by head office: {text}")
     return row
 
