@@ -114,7 +114,7 @@ def zones(session: Session, runtime: PluginRuntime, branch_code: str, plugin_id:
         if index and rows[index - 1][1] == columns[0]:
             continue  # the plugin's second candidate, seen with its first
         candidates = {row[2]: row for row in rows[index:index + 2] if row[1] == columns[0]}
-        wanted = version if version in (stable_version, gray) else (
+        wanted = version if version is not None and version in (stable_version, gray) else (
             choose(columns[0], stable_version, gray, rule_from_json(rule), who) if gray is not None else stable_version)
         row = candidates.get(wanted) or candidates.get(stable_version)
         if row is None:

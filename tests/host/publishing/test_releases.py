@@ -1,0 +1,297 @@
+"""Releasing versions to customers: a branch mini-program published through the host, its gray
+release to testers, a percentage and a branch, widened, released, rolled back and suspended —
+each change seen by the storefront, the shell and the plugin's own origin on the very next
+request, and each refused to the people it is not for."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from host.audit import AuditEvent
+from host.db import get_database
+from host.identity.models import Customer
+from host.oauth.clients import active_client
+from host.publishing import lifecycle, releases, rollout, services
+from host.publishing.errors import InvalidInput, NotAllowed, PublishingRefused, WrongState
+from host.publishing.models import PackageVersion, PluginRelease, PublisherNotification
+from host.runtime import get_runtime
+from host.storefront.models import Installation
+
+PLUGIN = "sh.coupons"
+PAGE_HOST = f"http://{PLUGIN}.mp.localhost:8000"
+
+
+def code(version: str) -> bytes:
+    """A plugin whose tile and page say which version answered."""
+    return f'''from canopy_sdk import Page, Tile, hookimpl
+
+
+class Plugin:
+    @hookimpl
+    def canopy_storefront_tiles(self, ctx):
+        return [Tile(title="coupons {version}")]
+
+    @hookimpl
+    def canopy_page(self, ctx, path, query):
+        return Page(title="Home", template="index.html") if path == "/" else None
+
+
+plugin = Plugin()
+'''.encode()
+
+
+@pytest.fixture
+def shop(demo_app, actors, package_zip):
+    """The demo with ``sh.coupons`` 1.0.0 and 2.0.0 uploaded and approved (neither released),
+    installed in SH001's storefront."""
+    database = get_database(demo_app)
+    with demo_app.app_context(), database.transaction(write=True) as session:
+        for version in ("1.0.0", "2.0.0"):
+            services.upload(session, actors["sh.admin"], PLUGIN, package_zip(PLUGIN, version, files={"main.py": code(version)}),
+                            services.package_store(demo_app))
+            for actor, action in (("sh.admin", "submit"), ("system", "pass_precheck"), ("hq.reviewer", "start_review"),
+                                  ("hq.reviewer2", "approve")):
+                lifecycle.apply(session, actors[actor], PLUGIN, version, action)
+        session.add(Installation(branch_code="SH001", plugin_id=PLUGIN, version="1.0.0", position=5))
+        for n in range(10):  # more customers than the demo's two, in Shanghai and Beijing
+            session.add(Customer(phone=f"1370000{n:04d}", password_hash="-", nickname=f"c{n}",
+                                 branch_code="SH001" if n % 2 else "BJ001"))
+    return demo_app
+
+
+def act(app, function, actor, **kwargs):
+    with app.app_context(), get_database(app).transaction(write=True) as session:
+        return function(session, actor, PLUGIN, **kwargs)
+
+
+def customers(app) -> dict[str, tuple[str, str]]:
+    """The demo's customers: phone → (id, home branch)."""
+    with get_database(app).transaction() as session:
+        return {phone: (cid, branch) for cid, phone, branch in session.execute(
+            select(Customer.id, Customer.phone, Customer.branch_code))}
+
+
+def seen(app, customer_id: str | None, branch: str = "SH001") -> str | None:
+    """The version of sh.coupons whose tile the customer's storefront shows (None: no zone)."""
+    client = app.test_client()
+    if customer_id is not None:
+        with client.session_transaction() as cookie:
+            cookie["customer_id"] = customer_id
+    html = client.get(f"/s/{branch}?lang=en").get_data(as_text=True)
+    found = re.findall(r"coupons (\d\.\d\.\d)", html)
+    assert len(set(found)) <= 1
+    return found[0] if found else None
+
+
+def page(app, version_hint: str | None = None) -> tuple[int, str]:
+    """The plugin's page on its own origin, as the shell's frame asks for it."""
+    hint = f"&canopy_version={version_hint}" if version_hint else ""
+    response = app.test_client().get(f"{PAGE_HOST}/?branch=SH001&lang=en{hint}")
+    return response.status_code, response.get_data(as_text=True)
+
+
+def test_a_gray_release_goes_to_its_testers_then_everyone_and_rolls_back_on_the_next_request(shop, actors):
+    people = customers(shop)
+    lin, other = people["13800000001"][0], people["13900000002"][0]
+    assert seen(shop, lin) is None  # approved is not released: nobody gets it
+    act(shop, releases.start_gray, actors["sh.admin"], version="1.0.0", rule={"testers": [lin]})
+    assert seen(shop, lin) == "1.0.0" and seen(shop, other) is None and seen(shop, None) is None
+    act(shop, releases.release, actors["sh.admin"])
+    assert seen(shop, lin) == seen(shop, other) == seen(shop, None) == "1.0.0"
+    # 2.0.0 to Lin only; the frame's address carries the shell's choice for her
+    act(shop, releases.start_gray, actors["hq.admin"], version="2.0.0", rule={"testers": [lin]})
+    assert seen(shop, lin) == "2.0.0" and seen(shop, other) == "1.0.0"
+    client = shop.test_client()
+    with client.session_transaction() as cookie:
+        cookie["customer_id"] = lin
+    shell = client.get(f"/mp/{PLUGIN}/?branch=SH001&lang=en").get_data(as_text=True)
+    assert "canopy_version=2.0.0" in shell
+    assert page(shop, "2.0.0") == (200, page(shop, "2.0.0")[1]) and f"{PLUGIN} 2.0.0" in page(shop, "2.0.0")[1]
+    assert f"{PLUGIN} 1.0.0" in page(shop)[1]  # no hint: what the branch's visitors get
+    # rollback: everyone on 1.0.0 at the very next request, a stale hint included
+    act(shop, releases.rollback, actors["sh.admin"], reason="coupons double-counted")
+    assert seen(shop, lin) == seen(shop, other) == "1.0.0"
+    assert f"{PLUGIN} 1.0.0" in page(shop, "2.0.0")[1]
+    with get_database(shop).transaction() as session:
+        statuses = dict(session.execute(select(PackageVersion.version, PackageVersion.status)
+                                        .where(PackageVersion.plugin_id == PLUGIN)).all())
+    assert statuses == {"1.0.0": "released", "2.0.0": "rolled_back"}
+
+
+def test_a_release_supersedes_the_stable_version_and_a_rollback_restores_it(shop, actors):
+    admin = actors["sh.admin"]
+    for version in ("1.0.0", "2.0.0"):
+        act(shop, releases.start_gray, admin, version=version, rule={"percent": 5})
+        act(shop, releases.release, admin, reason="all good")
+    with get_database(shop).transaction() as session:
+        row = session.get(PluginRelease, PLUGIN)
+        assert (row.stable, row.previous, row.gray) == ("2.0.0", "1.0.0", None)
+        assert session.scalar(select(PackageVersion.status).where(PackageVersion.version == "1.0.0",
+                                                                  PackageVersion.plugin_id == PLUGIN)) == "superseded"
+    assert seen(shop, None) == "2.0.0"
+    act(shop, releases.rollback, actors["hq.admin"], reason="payment failures")
+    assert seen(shop, None) == "1.0.0"
+    with get_database(shop).transaction() as session:
+        row = session.get(PluginRelease, PLUGIN)
+        assert (row.stable, row.previous) == ("1.0.0", None)
+        history = [t.action for t in lifecycle.history(session, lifecycle.find(session, PLUGIN, "1.0.0"))]
+    assert history[-3:] == ["release", "supersede", "restore"]
+    with pytest.raises(WrongState, match="no earlier version"):
+        act(shop, releases.rollback, admin, reason="again")
+
+
+def test_percentages_and_branches_select_the_customers_the_rule_says(shop, actors):
+    people = customers(shop)
+    act(shop, releases.start_gray, actors["sh.admin"], version="1.0.0", rule={"testers": []})
+    act(shop, releases.release, actors["sh.admin"])
+    # a percentage between the demo customers' buckets, so some are in and some out
+    buckets = sorted(rollout.bucket(PLUGIN, "2.0.0", cid) for cid, _ in people.values())
+    cut = (buckets[len(buckets) // 2 - 1] + buckets[len(buckets) // 2]) // 2 + 1
+    percent = cut / 100
+    act(shop, releases.start_gray, actors["sh.admin"], version="2.0.0", rule={"percent": percent})
+    expected = {cid: "2.0.0" if rollout.bucket(PLUGIN, "2.0.0", cid) < cut else "1.0.0" for cid, _ in people.values()}
+    assert {cid: seen(shop, cid) for cid in expected} == expected
+    assert set(expected.values()) == {"1.0.0", "2.0.0"}
+    # widened to Beijing's customers: everyone inside before stays inside
+    act(shop, releases.widen, actors["sh.admin"], rule={"percent": percent, "branches": ["BJ001"]})
+    for cid, branch in people.values():
+        assert seen(shop, cid) == ("2.0.0" if branch == "BJ001" else expected[cid])
+    assert seen(shop, None, "SH001") == "1.0.0"  # an anonymous visitor of SH001 is in no segment
+    with pytest.raises(InvalidInput, match="widening"):
+        act(shop, releases.widen, actors["sh.admin"], rule={"percent": 1})
+
+
+def test_the_kill_switch_stops_everything_of_the_plugin_on_the_next_request(shop, actors, demo_app):
+    act(shop, releases.start_gray, actors["sh.admin"], version="1.0.0", rule={"percent": 100})
+    assert seen(shop, None) is None and seen(shop, customers(shop)["13800000001"][0]) == "1.0.0"
+    act(shop, releases.release, actors["sh.admin"])
+    with pytest.raises(NotAllowed):
+        act(shop, releases.suspend, actors["sh.admin"], reason="mine to stop?")
+    act(shop, releases.suspend, actors["hq.admin"], reason="reported as phishing")
+    assert seen(shop, None) is None
+    assert page(shop)[0] == 404 and page(shop, "1.0.0")[0] == 404
+    with pytest.raises(PublishingRefused):  # nothing moves while suspended
+        act(shop, releases.start_gray, actors["sh.admin"], version="2.0.0", rule={"percent": 1})
+    with get_database(shop).transaction() as session:
+        assert releases.suspended(session, PLUGIN)
+        note = session.scalars(select(PublisherNotification).where(PublisherNotification.action == "suspend_plugin")).one()
+        assert note.publisher_id == "SH001" and "phishing" in note.message
+    act(shop, releases.reinstate, actors["hq.admin"], reason="false report")
+    assert seen(shop, None) == "1.0.0"
+
+
+def test_a_suspended_plugins_token_stops_at_the_next_request_and_no_new_one_is_issued(publishing_app, partner_back_end,
+                                                                                      actors):
+    """The kill switch on a partner plugin with an OAuth client: its live token is refused on
+    the very next call, a new one is not issued, and its customers' consents count for nothing."""
+    from host.oauth.consent import LedgerConsentSource
+
+    partner = partner_back_end()
+    path = "/api/v1/publisher/plugins/cp.publisher/versions"
+    assert partner.open("GET", path).status_code == 200
+    database = get_database(publishing_app)
+    with publishing_app.app_context(), database.transaction(write=True) as session:
+        releases.suspend(session, actors["hq.admin"], "cp.publisher", reason="leaked key")
+    refused = partner.open("GET", path)
+    assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
+    assert partner.fetch_token().status_code in (400, 401)
+    with database.transaction() as session:
+        assert active_client(session, "cp.publisher") is None
+        customer = session.scalar(select(Customer.id).limit(1))
+    assert LedgerConsentSource(database).consented_scopes(customer, "cp.publisher") == frozenset()
+    with publishing_app.app_context(), database.transaction(write=True) as session:
+        releases.reinstate(session, actors["hq.admin"], "cp.publisher", reason="key rotated")
+    assert partner.fetch_token().status_code == 200 and partner.open("GET", path).status_code == 200
+
+
+@pytest.mark.parametrize("who, action", [
+    ("sh.operator", releases.start_gray), ("bj.operator", releases.start_gray), ("citypower", releases.start_gray),
+    ("hq.reviewer", releases.start_gray), ("sh.operator", releases.release), ("sh.operator", releases.rollback),
+    ("hq.reviewer", releases.rollback), ("sh.admin", releases.suspend), ("citypower", releases.reinstate),
+])
+def test_the_permission_matrix_of_releasing(shop, actors, who, action):
+    """An operator cannot release, a partner cannot release another's, a reviewer releases nothing."""
+    act(shop, releases.start_gray, actors["sh.admin"], version="1.0.0", rule={"percent": 10})
+    kwargs = {"version": "2.0.0", "rule": {"percent": 1}} if action is releases.start_gray else {"reason": "because"}
+    if action is releases.start_gray:
+        act(shop, releases.rollback, actors["sh.admin"], reason="make room")
+    with get_database(shop).transaction() as session:
+        before = session.scalar(select(func.count()).select_from(AuditEvent))
+        row = session.get(PluginRelease, PLUGIN)
+        state = (row.stable, row.gray, row.revision)
+    with pytest.raises(NotAllowed):
+        act(shop, action, actors[who], **kwargs)
+    with get_database(shop).transaction() as session:
+        row = session.get(PluginRelease, PLUGIN)
+        assert (row.stable, row.gray, row.revision) == state  # nothing changed
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == before
+
+
+@pytest.mark.parametrize("rule, field", [
+    ("everyone", "rule"), ({"percent": 101}, "percent"), ({"percent": -1}, "percent"), ({"percent": "50"}, "percent"),
+    ({"percent": True}, "percent"), ({"percent": 33.333}, "percent"), ({"branches": "SH001"}, "branches"),
+    ({"branches": ["sh001"]}, "branches"), ({"tags": ["VIP!"]}, "tags"), ({"testers": ["x" * 32]}, "testers"),
+    ({"testers": ["0" * 32] * 201}, "testers"), ({"everyone": True}, "rule"),
+])
+def test_a_bad_rule_is_refused_naming_its_field_and_nothing_changes(shop, actors, rule, field):
+    with pytest.raises(InvalidInput) as caught:
+        act(shop, releases.start_gray, actors["sh.admin"], version="1.0.0", rule=rule)
+    assert any(name.endswith(field) for name in caught.value.errors), caught.value.errors
+    with get_database(shop).transaction() as session:
+        assert session.get(PluginRelease, PLUGIN) is None
+        assert lifecycle.find(session, PLUGIN, "1.0.0").status == "approved"
+
+
+def test_not_before_release_at(shop, actors):
+    from datetime import timedelta
+
+    from host.db import utcnow
+
+    with shop.app_context(), get_database(shop).transaction(write=True) as session:
+        lifecycle.find(session, PLUGIN, "1.0.0").release_at = utcnow() + timedelta(hours=1)
+    with pytest.raises(WrongState, match="approved for release from"):
+        act(shop, releases.start_gray, actors["sh.admin"], version="1.0.0", rule={"percent": 1})
+
+
+def test_two_gray_releases_at_once_start_one(shop, actors):
+    barrier, results = threading.Barrier(2), []
+
+    def start(version):
+        barrier.wait()
+        try:
+            act(shop, releases.start_gray, actors["sh.admin"], version=version, rule={"percent": 1})
+            results.append("ok")
+        except PublishingRefused as exc:
+            results.append(type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - SQLite's or PostgreSQL's own conflict on the new row
+            results.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=start, args=(v,)) for v in ("1.0.0", "2.0.0")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count("ok") == 1, results
+    with get_database(shop).transaction() as session:
+        gray = session.get(PluginRelease, PLUGIN).gray
+        statuses = dict(session.execute(select(PackageVersion.version, PackageVersion.status)
+                                        .where(PackageVersion.plugin_id == PLUGIN)).all())
+    assert statuses[gray] == "gray" and sorted(statuses.values()) == ["approved", "gray"]
+
+
+def test_the_runtime_serves_two_versions_side_by_side(shop, actors):
+    act(shop, releases.start_gray, actors["sh.admin"], version="1.0.0", rule={"percent": 100})
+    act(shop, releases.release, actors["sh.admin"])
+    act(shop, releases.start_gray, actors["sh.admin"], version="2.0.0", rule={"percent": 50})
+    seen(shop, None)
+    for cid, _ in customers(shop).values():
+        seen(shop, cid)
+    runtime = get_runtime(shop)
+    assert {key for key, loaded in runtime.released.items() if key[0] == PLUGIN and loaded} == {
+        (PLUGIN, "1.0.0"), (PLUGIN, "2.0.0")}
+    one, two = (runtime.released[(PLUGIN, v)].plugin for v in ("1.0.0", "2.0.0"))
+    assert type(one).__module__ != type(two).__module__  # each version's own modules
