@@ -89,6 +89,9 @@ DEFAULTS: dict[str, Any] = {
     # between a disabling process's looks at the registry for staff's re-enabling.
     "SANDBOX_BACKOFF": 1.0,
     "SANDBOX_ENABLE_CHECK": 5.0,
+    # The automatic rollback of gray versions (docs/publishing.md): e.g. {"max_error_rate": 0.02,
+    # "window_seconds": 900}; {"enabled": false} measures without rolling back.
+    "RELEASE_AUTO_ROLLBACK": {},
 }
 
 _BOOLEAN = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}

@@ -41,6 +41,7 @@ from . import events
 from .events import delivery_mode
 from .events.outbox import BATCH, Delivery, deliver_batch
 from .payments.sweep import expire_due, purge_keys
+from .publishing import health as release_health
 from .runtime import get_runtime
 
 log = logging.getLogger("canopy.worker")
@@ -138,6 +139,7 @@ class Worker:
         self._stopping = threading.Event()
         self._last_sweep: float | None = None
         self._last_purge: float | None = None
+        self._last_health: float | None = None
 
     def _due(self, last: float | None, every: float, now: float) -> bool:
         return last is None or now - last >= every
@@ -170,6 +172,10 @@ class Worker:
                 purged = attempt("idempotency key purge", lambda: purge_keys(self.database))
                 if purged is not None:
                     self._last_purge = now
+            health = self.app.extensions.get(release_health.EXTENSION)
+            if health is not None and self._due(self._last_health, health.thresholds.flush_seconds, now):
+                self._last_health = now
+                attempt("release health", health.flush)  # gray versions' payments, even with no calls here
         report = PassReport(expired, delivery or Delivery(), purged, self.batch, tuple(failures))
         if report.idle:
             log.debug("worker pass: nothing to do")

@@ -190,12 +190,15 @@ def release(session: Session, actor: Actor, plugin_id: str, *, reason: object = 
 
 
 def rollback(session: Session, actor: Actor, plugin_id: str, *, reason: object,
-             evidence: dict[str, Any] | None = None) -> PluginRelease:
+             evidence: dict[str, Any] | None = None, gray: str | None = None) -> PluginRelease:
     """Return every customer to the version before: a gray version is taken back (everyone gets
     the stable one), else the stable version is replaced by ``previous``. ``evidence`` (what
-    the automatic rollback measured) is recorded in the audit log."""
+    the automatic rollback measured) is recorded in the audit log; ``gray`` rolls back only
+    that gray version (:class:`WrongState` when it is not the gray one any more)."""
     text = lifecycle.clean_reason(reason, required=True)
     row = _release_row(session, actor, plugin_id, None)
+    if gray is not None and row.gray != gray:
+        raise WrongState(f"{plugin_id} {gray} is not in gray release any more")
     if row.gray is not None:
         lifecycle.apply(session, actor, plugin_id, row.gray, "rollback", reason=text)
         taken = row.gray

@@ -26,13 +26,16 @@ from ..identity.pairwise import pairwise_subject
 from ..oauth.scopes import ScopeCatalog
 from .context import PluginContext
 from .grants import ConsentSource, NoConsentsYet, grant_for
-from .invoke import HookInvoker, Outcome
+from .invoke import ERROR, INVALID, TIMEOUT, HookInvoker, Outcome
 from .loader import SANDBOX_ONLY, LoadedPlugin, discover_folders, import_folder_code, load_entry_points, load_folder
 from .manager import CanopyPluginManager
 from .sandboxed import SandboxHost, record_disabled, registry_active
 from .storage import PluginStorage
 
 log = logging.getLogger("canopy.runtime")
+
+#: Outcomes that count against a version's health: the plugin's own failures.
+FAILURES = frozenset({ERROR, TIMEOUT, INVALID})
 
 #: The host's own features, registered as plugins on the same manager.
 DEFAULT_PLUGINS = ("host.oauth.default_scopes", "host.payments.risk.default_rules", "host.payments.rails")
@@ -76,6 +79,9 @@ class PluginRuntime:
         self._released_lock = threading.Lock()
         #: Where published versions are stored (``<root>/<plugin id>/<version>/``); set by the app.
         self.package_root: Path | None = None
+        #: Told of every call of a published version: (plugin id, version, answered well) —
+        #: the release health's counter (host.publishing.health).
+        self.observe: Callable[[str, str, bool], None] | None = None
         #: Partner plugins run out of process (docs/sandbox.md); their faults can disable them,
         #: and staff enable them again in the registry.
         self.sandbox = SandboxHost(config, budget=self.invoker.budget, on_disable=record_disabled(database),
@@ -268,31 +274,42 @@ class PluginRuntime:
         """Ask each context's plugin for its tiles, all at once within one budget."""
         hook = "canopy_storefront_tiles"
         calls = [(c.plugin_id, self._impl(c, hook), {"ctx": c}) for c in contexts]
-        return self.invoker.call_each(hook, calls, results.check_tiles)
+        return self._observed(contexts, self.invoker.call_each(hook, calls, results.check_tiles))
 
     def search(self, contexts: list[PluginContext], query: str) -> list[Outcome]:
         """Ask each context's plugin for search hits, all at once within one budget."""
         hook = "canopy_search"
         calls = [(c.plugin_id, self._impl(c, hook), {"ctx": c, "query": query}) for c in contexts]
-        return self.invoker.call_each(hook, calls, results.check_search_hits)
+        return self._observed(contexts, self.invoker.call_each(hook, calls, results.check_search_hits))
 
     def page(self, ctx: PluginContext, path: str, query: Mapping[str, str]) -> Outcome:
         """Ask the plugin for its page at ``path``."""
         hook = "canopy_page"
         kwargs = {"ctx": ctx, "path": path, "query": dict(query)}
-        return self.invoker.call(ctx.plugin_id, hook, self._impl(ctx, hook), kwargs, results.check_page)
+        return self._observed([ctx], [self.invoker.call(ctx.plugin_id, hook, self._impl(ctx, hook), kwargs,
+                                                        results.check_page)])[0]
 
     def api(self, ctx: PluginContext, method: str, path: str, body: Any) -> Outcome:
         """Call the plugin's back end; a successful outcome's value is the JSON text."""
         hook = "canopy_api"
         kwargs = {"ctx": ctx, "method": method, "path": path, "body": body}
-        return self.invoker.call(ctx.plugin_id, hook, self._impl(ctx, hook), kwargs, results.encode_api_result)
+        return self._observed([ctx], [self.invoker.call(ctx.plugin_id, hook, self._impl(ctx, hook), kwargs,
+                                                        results.encode_api_result)])[0]
 
     def event(self, ctx: PluginContext, event: Event) -> Outcome:
         """Deliver ``event`` to the plugin."""
         hook = "canopy_on_event"
         kwargs = {"ctx": ctx, "event": event}
-        return self.invoker.call(ctx.plugin_id, hook, self._impl(ctx, hook), kwargs, lambda _: None)
+        return self._observed([ctx], [self.invoker.call(ctx.plugin_id, hook, self._impl(ctx, hook), kwargs,
+                                                        lambda _: None)])[0]
+
+    def _observed(self, contexts: list[PluginContext], outcomes: list[Outcome]) -> list[Outcome]:
+        """Tell :attr:`observe` how each call of a published version went; return ``outcomes``."""
+        if self.observe is not None and self.released:
+            for ctx, outcome in zip(contexts, outcomes):
+                if (ctx.plugin_id, ctx.version) in self.released:
+                    self.observe(ctx.plugin_id, ctx.version, outcome.status not in FAILURES)
+        return outcomes
 
 
 _UNSEEN: Any = object()  # marks a version not looked for yet
