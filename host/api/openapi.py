@@ -12,7 +12,7 @@ from flask import jsonify, render_template
 from . import bp
 from .schemas import (HealthSchema, ListQuerySchema, PackageVersionDetailSchema, PackageVersionListSchema,
                       PluginDetailSchema, PluginListSchema, ProblemSchema, PublisherNotificationListSchema,
-                      ReleaseActionSchema, ReleaseSchema, SearchQuerySchema, SearchResultsSchema, VersionActionSchema)
+                      PromotionSchema, ReleaseActionSchema, ReleaseSchema, SearchQuerySchema, SearchResultsSchema, VersionActionSchema)
 
 PROBLEM = {"content": {"application/problem+json": {"schema": "Problem"}}}
 
@@ -315,6 +315,20 @@ def _rollout_operation(action: str) -> dict:
     }}
 
 
+def _promotion_operation(action: str, summary: str) -> dict:
+    return {"post": {
+        "operationId": f"{action}Promotion", "summary": summary, "tags": ["publishing"], "description": STAFF_AUTH,
+        "parameters": [_PLUGIN],
+        "requestBody": {"required": action in ("propose", "decline", "withdraw"),
+                        "content": {"application/json": {"schema": "ReleaseAction"}}},
+        "responses": {"200": _ok("Promotion", "The promotion now"), **_REFUSALS,
+                      "409": {"description": "Not from its status, not a branch's mini-program, or changed meanwhile",
+                              **PROBLEM},
+                      "415": {"description": "A body that is not JSON", **PROBLEM},
+                      "422": {"description": "A missing or bad reason", **PROBLEM}},
+    }}
+
+
 OPERATIONS.update({
     "/api/v1/publisher/plugins/{plugin_id}/rollout": {
         "get": {
@@ -329,6 +343,25 @@ OPERATIONS.update({
     **{f"/api/v1/publisher/plugins/{{plugin_id}}/rollout/{action}": _rollout_operation(action)
        for action in ("gray", "widen", "release", "rollback")},
     **{f"/api/v1/review/plugins/{{plugin_id}}/{action}": _rollout_operation(action) for action in ("suspend", "reinstate")},
+    "/api/v1/publisher/plugins/{plugin_id}/promotion": {
+        "get": {
+            "operationId": "getPromotion",
+            "summary": "Whether a branch's mini-program is proposed, approved, declined or withdrawn for the whole bank",
+            "description": PUBLISHER_AUTH,
+            "tags": ["publishing"],
+            "parameters": [_PLUGIN],
+            "responses": {"200": _ok("Promotion", "The promotion (status null: never proposed)"), **_REFUSALS},
+        },
+    },
+    **{path: _promotion_operation(action, summary) for action, path, summary in (
+        ("propose", "/api/v1/publisher/plugins/{plugin_id}/promotion/propose",
+         "Propose a branch's mini-program for every branch (its branch_admin, with a reason)"),
+        ("approve", "/api/v1/review/plugins/{plugin_id}/promotion/approve",
+         "Offer a proposed mini-program to every branch (hq_admin)"),
+        ("decline", "/api/v1/review/plugins/{plugin_id}/promotion/decline",
+         "Decline a proposal, with a reason (hq_admin)"),
+        ("withdraw", "/api/v1/review/plugins/{plugin_id}/promotion/withdraw",
+         "Stop offering it to further branches, with a reason (hq_admin)"))},
 })
 
 
@@ -352,6 +385,7 @@ def build_spec() -> dict:
     spec.components.schema("VersionAction", schema=VersionActionSchema)
     spec.components.schema("PublisherNotificationList", schema=PublisherNotificationListSchema)
     spec.components.schema("Release", schema=ReleaseSchema)
+    spec.components.schema("Promotion", schema=PromotionSchema)
     spec.components.schema("ReleaseAction", schema=ReleaseActionSchema)
     for path, operations in OPERATIONS.items():
         spec.path(path=path, operations=operations)

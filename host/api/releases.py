@@ -1,6 +1,7 @@
 """``/api/v1/publisher/plugins/<id>/rollout`` and ``/api/v1/review/plugins/<id>/suspend|reinstate``:
 which versions customers get — gray release, widening, release, rollback — and head office's
-kill switch (docs/publishing.md).
+kill switch; ``.../promotion``: a branch's proposal for the whole bank and head office's
+decision (docs/publishing.md).
 
 Callers authenticate as for the rest of publishing (:func:`.publishing.authenticated`); every
 rule is in :mod:`host.publishing.releases`. Each request is one transaction; a refusal changes
@@ -16,14 +17,15 @@ from marshmallow import RAISE, ValidationError
 
 from .. import db
 from ..problems import Problem, validation_problem
-from ..publishing import releases, services
+from ..publishing import promotion, releases, services
+from ..publishing.models import PluginPromotion
 from ..publishing.actors import Actor
 from ..publishing.errors import NotAllowed
 from ..runtime import get_runtime
 from ..runtime.models import PluginRecord
 from . import bp
 from .publishing import authenticated, check_names, refusals
-from .schemas import ReleaseActionSchema, ReleaseSchema
+from .schemas import PromotionSchema, ReleaseActionSchema, ReleaseSchema
 
 #: The largest body of a release action (a rule lists at most 200 entries of each kind).
 MAX_BODY = 64 * 1024
@@ -128,3 +130,47 @@ for _action in ROLLOUT_ACTIONS:
 for _action in HEAD_OFFICE_ACTIONS:
     bp.add_url_rule(f"/review/plugins/<plugin_id>/{_action}", f"plugin_{_action}",
                     authenticated(partners=False)(_act), methods=["POST"], defaults={"action": _action})
+
+
+# -- promotion to the whole bank -----------------------------------------------------------------
+
+
+def _promotion_answer(plugin_id: str):
+    row = db.session().get(PluginPromotion, plugin_id)
+    return jsonify(PromotionSchema().dump(promotion.document(row, plugin_id))), 200, {"Cache-Control": "no-store"}
+
+
+@bp.get("/publisher/plugins/<plugin_id>/promotion")
+@authenticated(partners=True)
+def promotion_state(actor: Actor, plugin_id: str):
+    """Whether the plugin is proposed, approved, declined or withdrawn for the whole bank."""
+    check_names(plugin_id)
+    with refusals(actor, "read", plugin_id):
+        _readable(actor, plugin_id)
+    return _promotion_answer(plugin_id)
+
+
+#: Promotion actions: (path, endpoint, who may call, what it calls).
+PROMOTION_ACTIONS = {
+    "propose": ("/publisher/plugins/<plugin_id>/promotion/propose", promotion.propose),
+    "approve": ("/review/plugins/<plugin_id>/promotion/approve", promotion.approve),
+    "decline": ("/review/plugins/<plugin_id>/promotion/decline", promotion.decline),
+    "withdraw": ("/review/plugins/<plugin_id>/promotion/withdraw", promotion.withdraw),
+}
+
+
+def _promote(actor: Actor, plugin_id: str, action: str):
+    check_names(plugin_id)
+    body = _body()
+    extra = sorted(set(body) - {"reason"})
+    if extra:
+        raise validation_problem({name: [f"not taken by {action}"] for name in extra})
+    with refusals(actor, f"{action}_promotion", plugin_id):
+        PROMOTION_ACTIONS[action][1](db.session(), actor, plugin_id, reason=body.get("reason", ""))
+    return _promotion_answer(plugin_id)
+
+
+for _action, (_path, _function) in PROMOTION_ACTIONS.items():
+    # Staff only: branches propose from the console's session, head office decides.
+    bp.add_url_rule(_path, f"promotion_{_action}", authenticated(partners=False)(_promote), methods=["POST"],
+                    defaults={"action": _action})

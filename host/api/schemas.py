@@ -260,6 +260,18 @@ class ReleaseSchema(Schema):
     suspended_reason = fields.String(required=True, allow_none=True)
 
 
+class PromotionSchema(Schema):
+    plugin_id = fields.String(required=True)
+    status = fields.String(required=True, allow_none=True,
+                           metadata={"enum": ["proposed", "approved", "declined", "withdrawn", None]})
+    proposed_by = fields.String()
+    proposal = fields.String()
+    proposed_at = fields.DateTime()
+    decided_by = fields.String(allow_none=True)
+    decision = fields.String(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+
+
 class ReleaseActionSchema(Schema):
     version = fields.String(metadata={"description": "gray only: the approved version to start"})
     rule = fields.Dict(metadata={"description": "gray and widen: who gets the gray version (GrayRule)"})

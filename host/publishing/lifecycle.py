@@ -36,6 +36,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import audit
 from ..db import utcnow
 from ..identity.models import StaffRole
+from ..runtime.models import PluginRecord
 from .actors import PARTNER, SYSTEM, Actor, Decision, allow, deny, publishes_for
 from .errors import InvalidInput, NotAllowed, UnknownVersion, WrongState
 from .models import PackageVersion, PublisherNotification, VersionTransition
@@ -290,6 +291,19 @@ def record(session: Session, actor: Actor, row: PackageVersion, action: str, bef
                                       plugin_id=row.plugin_id, version=row.version, transition_id=entry.id,
                                       action=action, status=row.status, message=text, created_at=row.updated_at))
     return entry
+
+
+def record_plugin_change(session: Session, actor: Actor, plugin_id: str, action: str, status: str, message: str,
+                         *, version: str = "") -> None:
+    """What a change of a whole mini-program (its suspension, its promotion) leaves, in the
+    caller's transaction: one audit entry and one notification to its publisher."""
+    record = session.get(PluginRecord, plugin_id)
+    assert record is not None
+    audit.record(f"publishing.{action}", outcome=audit.SUCCESS, actor=actor.id, subject=plugin_id, plugin_id=plugin_id,
+                 branch=actor.branch, detail={"message": message[:300]}, session=session)
+    session.add(PublisherNotification(publisher_kind=record.publisher_kind, publisher_id=record.publisher_id,
+                                      plugin_id=plugin_id, version=version, transition_id=None, action=action,
+                                      status=status, message=message, created_at=utcnow()))
 
 
 def history(session: Session, row: PackageVersion) -> list[VersionTransition]:

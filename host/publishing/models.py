@@ -143,3 +143,23 @@ class ReleaseHealth(Base):
     errors: Mapped[int] = mapped_column(Integer, default=0)
     payments: Mapped[int] = mapped_column(Integer, default=0)
     payment_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PluginPromotion(Base):
+    """A branch mini-program proposed for the whole bank (全行推广), and head office's decision
+    (:mod:`host.publishing.promotion`). While ``status`` is ``approved`` every branch may install
+    it, not only its own branch and the branches under it."""
+
+    __tablename__ = "plugin_promotions"
+
+    plugin_id: Mapped[str] = mapped_column(ForeignKey("plugins.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  #: proposed, approved, declined or withdrawn
+    proposed_by: Mapped[str] = mapped_column(String(128))
+    proposal: Mapped[str] = mapped_column(Text)  #: why the branch proposes it
+    proposed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    decision: Mapped[str] = mapped_column(Text, default="")  #: head office's reason
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revision: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": revision}

@@ -32,7 +32,7 @@ from . import lifecycle
 from .actors import SYSTEM, Actor
 from .errors import InvalidInput, NotAllowed, UnknownVersion, WrongState
 from .lifecycle import Status
-from .models import PackageVersion, PluginRelease, PublisherNotification
+from .models import PackageVersion, PluginRelease
 from .rollout import GrayRule, RuleInvalid, parse_rule, rule_from_json
 
 #: The host when it rolls back or restores versions as part of a release or rollback.
@@ -240,7 +240,8 @@ def suspend(session: Session, actor: Actor, plugin_id: str, *, reason: object) -
     row.suspended_at, row.suspended_reason = utcnow(), text
     _save(session, row, actor)
     token_cache.forget(session, client_id=plugin_id)  # cached grants stop at once too
-    _tell(session, actor, row, "suspend_plugin", f"{plugin_id} was suspended by head office: {text}")
+    lifecycle.record_plugin_change(session, actor, plugin_id, "suspend_plugin", "suspended",
+                                   f"{plugin_id} was suspended by head office: {text}", version=row.stable or "")
     return row
 
 
@@ -253,20 +254,9 @@ def reinstate(session: Session, actor: Actor, plugin_id: str, *, reason: object)
         raise WrongState(f"{plugin_id} is not suspended")
     row.suspended_at, row.suspended_reason = None, ""
     _save(session, row, actor)
-    _tell(session, actor, row, "reinstate_plugin", f"{plugin_id} was reinstated by head office: {text}")
+    lifecycle.record_plugin_change(session, actor, plugin_id, "reinstate_plugin", "reinstated",
+                                   f"{plugin_id} was reinstated by head office: {text}", version=row.stable or "")
     return row
-
-
-def _tell(session: Session, actor: Actor, row: PluginRelease, action: str, message: str) -> None:
-    """Audit a change of the whole mini-program and notify its publisher."""
-    record = session.get(PluginRecord, row.plugin_id)
-    assert record is not None
-    audit.record(f"publishing.{action}", outcome=audit.SUCCESS, actor=actor.id, subject=row.plugin_id,
-                 plugin_id=row.plugin_id, branch=actor.branch, detail={"message": message[:300]}, session=session)
-    session.add(PublisherNotification(publisher_kind=record.publisher_kind, publisher_id=record.publisher_id,
-                                      plugin_id=row.plugin_id, version=row.stable or "", transition_id=None,
-                                      action=action, status="suspended" if action == "suspend_plugin" else "reinstated",
-                                      message=message, created_at=row.updated_at))
 
 
 def _with(reason: object, what: str) -> str:

@@ -3,7 +3,9 @@
 Only a **published** mini-program can be installed: the version this host runs is registered,
 ``active``, loaded with exactly its registered files, and every scope its manifest asks for
 was approved by head office. A branch's own mini-program (publisher kind ``branch``) is for
-that branch and the branches under it; bank and partner mini-programs may go anywhere.
+that branch and the branches under it — unless head office promoted it to the whole bank
+(:mod:`host.publishing.promotion`); bank and partner mini-programs may go anywhere. The version
+installed is the one every customer gets (its release's stable version, docs/publishing.md).
 Uninstalling deletes the installation, so the zone is gone from the very next storefront
 request (storefronts read installations on every request, nothing is cached).
 """
@@ -19,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..identity.models import Staff
+from ..publishing.models import PluginRelease
+from ..publishing.promotion import promoted
 from ..runtime.loader import LoadedPlugin
 from ..runtime.models import PluginRecord, PluginState, PluginVersion
 from ..runtime.services import PluginRuntime
@@ -41,6 +45,7 @@ class Candidate:
     version: PluginVersion
     publisher_kind: str
     publisher_id: str
+    promoted: bool = False  #: a branch's mini-program head office offers to every branch
 
     @property
     def plugin_id(self) -> str:
@@ -49,22 +54,31 @@ class Candidate:
 
 
 def _published(session: Session, runtime: PluginRuntime) -> dict[str, Candidate]:
-    """Every published mini-program, by id (one query)."""
+    """Every published mini-program, by id, in the version every customer gets: its release's
+    stable version, or — never released through the host — the one loaded from the plugin
+    folders. Suspended ones are not offered."""
     rows = session.execute(
-        select(PluginVersion, PluginRecord.publisher_kind, PluginRecord.publisher_id)
+        select(PluginVersion, PluginRecord.publisher_kind, PluginRecord.publisher_id, PluginRelease.plugin_id,
+               PluginRelease.stable, PluginRelease.suspended_at)
         .join(PluginRecord, PluginRecord.id == PluginVersion.plugin_id)
+        .outerjoin(PluginRelease, PluginRelease.plugin_id == PluginVersion.plugin_id)
         .where(PluginVersion.state == PluginState.ACTIVE)
     ).all()
+    offered = promoted(session)
     found = {}
-    for version, kind, publisher in rows:
-        loaded = runtime.plugins.get(version.plugin_id)
-        if loaded is None or loaded.manifest is None or loaded.manifest.version != version.version:
-            continue
+    for version, kind, publisher, released, stable, suspended_at in rows:
+        if released is not None:
+            if suspended_at is not None or version.version != stable:
+                continue
+        else:
+            loaded = runtime.plugins.get(version.plugin_id)
+            if loaded is None or loaded.manifest is None or loaded.manifest.version != version.version:
+                continue
         if not set(version.manifest.get("scopes", [])) <= set(version.approved_scopes or []):
             continue  # head office has not approved everything it asks for
         serving_now = serving(runtime, version)
         if serving_now is not None:
-            found[version.plugin_id] = Candidate(serving_now, version, kind, publisher)
+            found[version.plugin_id] = Candidate(serving_now, version, kind, publisher, version.plugin_id in offered)
     return found
 
 
@@ -80,7 +94,7 @@ def _lineage(session: Session, branch_code: str) -> set[str]:
 
 
 def _may_run_in(candidate: Candidate, lineage: set[str]) -> bool:
-    return candidate.publisher_kind != "branch" or candidate.publisher_id in lineage
+    return candidate.publisher_kind != "branch" or candidate.publisher_id in lineage or candidate.promoted
 
 
 def installable(session: Session, runtime: PluginRuntime, branch_code: str) -> list[Candidate]:

@@ -1,5 +1,6 @@
 """publishing: releases (stable, gray with its rule, previous, the kill switch), the gray
-versions' health per minute, and notifications about a whole mini-program
+versions' health per minute, promotions to the whole bank, and notifications about a whole
+mini-program
 
 Revision ID: 0010
 Revises: 0009
@@ -48,11 +49,27 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        'plugin_promotions',
+        sa.Column('plugin_id', sa.String(length=64), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('proposed_by', sa.String(length=128), nullable=False),
+        sa.Column('proposal', sa.Text(), nullable=False),
+        sa.Column('proposed_at', host.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('decided_by', sa.String(length=128), nullable=True),
+        sa.Column('decision', sa.Text(), nullable=False),
+        sa.Column('decided_at', host.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column('revision', sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(['plugin_id'], ['plugins.id'], name=op.f('fk_plugin_promotions_plugin_id_plugins'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('plugin_id', name=op.f('pk_plugin_promotions')),
+    )
     with op.batch_alter_table('publisher_notifications') as batch:
         batch.alter_column('transition_id', existing_type=sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True)
 
 
 def downgrade() -> None:
+    op.drop_table('plugin_promotions')
     with op.batch_alter_table('publisher_notifications') as batch:
         batch.alter_column('transition_id', existing_type=sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False)
     op.drop_table('release_health')
