@@ -95,21 +95,35 @@ class Delivery:
                         self.given_up + other.given_up)
 
 
+@dataclass(frozen=True)
+class Target:
+    """The version of a plugin its events go to: the release's stable version, or the one
+    loaded from the plugin folders when it was never released through the host."""
+
+    version: str
+    checksum: str
+    approved_scopes: list[str]
+
+
 def claim(runtime, database: Database, *, plugin_id: str | None = None,
-          limit: int = BATCH) -> tuple[list[OutboxEvent], dict[str, list[str]]]:
-    """Claim up to ``limit`` due events of plugins loaded here (oldest first); return them
-    (detached) with each plugin's approved scopes. Events of plugins not loaded here are left
-    for a deliverer that has them."""
-    loaded = [name for name in runtime.plugins if plugin_id is None or name == plugin_id]
-    if not loaded or limit < 1:
+          limit: int = BATCH) -> tuple[list[OutboxEvent], dict[str, Target]]:
+    """Claim up to ``limit`` due events of plugins served here (oldest first); return them
+    (detached) with the version of each plugin they go to. Events of plugins not served here
+    are left for a deliverer that has them; a suspended plugin's wait until it is reinstated."""
+    if limit < 1:
         return [], {}
     now = utcnow()
     with database.transaction(write=True) as session:
+        releases = dict(session.execute(select(PluginRelease.plugin_id, PluginRelease.stable)
+                                        .where(PluginRelease.suspended_at.is_(None))).all())
+        stopped = select(PluginRelease.plugin_id).where(PluginRelease.suspended_at.is_not(None))
+        served = [name for name in set(runtime.plugins) | {n for n, stable in releases.items() if stable}
+                  if plugin_id is None or name == plugin_id]
+        if not served:
+            return [], {}
         # SKIP LOCKED: rows another deliverer is claiming are left to it rather than waited
         # for; SQLite ignores the clause (its write lock already makes claims take turns).
-        # A plugin head office suspended gets its events once it is reinstated.
-        stopped = select(PluginRelease.plugin_id).where(PluginRelease.suspended_at.is_not(None))
-        query = (select(OutboxEvent).where(OutboxEvent.next_attempt_at <= now, OutboxEvent.plugin_id.in_(loaded),
+        query = (select(OutboxEvent).where(OutboxEvent.next_attempt_at <= now, OutboxEvent.plugin_id.in_(served),
                                            OutboxEvent.plugin_id.not_in(stopped))
                  .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True))
         rows = list(session.scalars(query))
@@ -118,15 +132,19 @@ def claim(runtime, database: Database, *, plugin_id: str | None = None,
         until = now + CLAIM_MARGIN + timedelta(seconds=runtime.invoker.budget(HOOK) * len(rows))
         session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([row.id for row in rows]))
                         .values(next_attempt_at=until).execution_options(synchronize_session=False))
-        approved = {name: list(get_version(session, name).approved_scopes) for name in {row.plugin_id for row in rows}}
+        targets = {}
+        for name in {row.plugin_id for row in rows}:
+            version = releases.get(name) or runtime.plugins[name].manifest.version
+            record = get_version(session, name, version)
+            targets[name] = Target(record.version, record.checksum, list(record.approved_scopes))
         session.expunge_all()
-    return rows, approved
+    return rows, targets
 
 
 def deliver_batch(runtime, database: Database, *, plugin_id: str | None = None, limit: int = BATCH) -> Delivery:
     """Claim up to ``limit`` due events, deliver each to its in-process plugin and record the outcomes."""
-    rows, approved = claim(runtime, database, plugin_id=plugin_id, limit=limit)
-    outcomes = [(row, _deliver(runtime, row, approved[row.plugin_id])) for row in rows]
+    rows, targets = claim(runtime, database, plugin_id=plugin_id, limit=limit)
+    outcomes = [(row, _deliver(runtime, row, targets[row.plugin_id])) for row in rows]
     results = Counter(_record(database, outcomes))
     return Delivery(len(rows), results["delivered"], results["failed"], results["given up"])
 
@@ -136,11 +154,14 @@ def deliver_pending(runtime, database: Database, *, plugin_id: str | None = None
     return deliver_batch(runtime, database, plugin_id=plugin_id, limit=limit).delivered
 
 
-def _deliver(runtime, row: OutboxEvent, approved_scopes: list[str]) -> Outcome:
+def _deliver(runtime, row: OutboxEvent, target: Target) -> Outcome:
     try:
+        plugin = runtime.version(row.plugin_id, target.version, target.checksum)
+        if plugin is None:
+            raise LookupError(f"{row.plugin_id} {target.version} cannot be served here")
         branch = row.branch_code or "HQ"
         ctx = runtime.context(row.plugin_id, branch=BranchInfo(code=branch, name=branch), locale="zh-CN",
-                              approved_scopes=approved_scopes, customer_id=row.customer_id)
+                              approved_scopes=target.approved_scopes, customer_id=row.customer_id, plugin=plugin)
         return runtime.event(ctx, public_event(row, ctx.customer.subject if ctx.customer else None))
     except Exception as exc:  # noqa: BLE001 - e.g. the plugin was refused meanwhile: a failed attempt, recorded
         return Outcome(row.plugin_id, HOOK, ERROR, error=exc)
