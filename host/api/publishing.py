@@ -233,7 +233,7 @@ def _int_arg(name: str, default: int, least: int, most: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not least <= int(raw[:20]) <= most:
+    if not (raw.isascii() and raw.isdigit()) or not least <= int(raw[:20]) <= most:
         raise validation_problem({name: [f"must be a whole number from {least} to {most}"]})
     return int(raw)
 

@@ -300,3 +300,8 @@ def test_the_csrf_token_for_the_header(staff_client):
     body = client.get("/api/v1/staff/csrf-token").get_json()
     assert body == {"csrf_token": "test-csrf-token-0123456789", "header": "X-CSRF-Token"}
     assert problem(staff_client(None).get("/api/v1/staff/csrf-token"), 401)
+
+
+@pytest.mark.parametrize("query", ["after=-1", "after=x", "after=²", "after=١٢", "limit=0", "limit=501", "after=" + "9" * 30])
+def test_a_bad_notifications_query_is_422_not_500(staff_client, query):
+    problem(staff_client("sh.admin").get(f"/api/v1/publisher/notifications?{query}"), 422)
