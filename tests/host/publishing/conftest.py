@@ -31,6 +31,10 @@ class Plugin:
     def canopy_page(self, ctx, path, query):
         return Page(title="Home", template="index.html") if path == "/" else None
 
+    @hookimpl
+    def canopy_on_event(self, ctx, event):
+        ctx.storage.set("last_event", "{version} " + event.type)
+
 
 plugin = Plugin()
 '''.encode()

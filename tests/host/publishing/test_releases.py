@@ -223,3 +223,23 @@ def test_the_runtime_serves_two_versions_side_by_side(shop, actors):
         (PLUGIN, "1.0.0"), (PLUGIN, "2.0.0")}
     one, two = (runtime.released[(PLUGIN, v)].plugin for v in ("1.0.0", "2.0.0"))
     assert type(one).__module__ != type(two).__module__  # each version's own modules
+
+
+def test_events_go_to_the_released_stable_version(shop, actors):
+    from host.events.outbox import deliver_batch, emit
+    from host.runtime.storage import PluginStorage
+
+    database = get_database(shop)
+    for version in ("1.0.0", "2.0.0"):
+        act(shop, releases.start_gray, actors["sh.admin"], version=version, rule={"percent": 100})
+        act(shop, releases.release, actors["sh.admin"])
+        with database.transaction(write=True) as session:
+            emit(session, "coupon.redeemed", plugin_id=PLUGIN, payload={"n": 1}, branch_code="SH001")
+        with shop.app_context():
+            assert deliver_batch(get_runtime(shop), database).delivered == 1
+        assert PluginStorage(database, PLUGIN).get("last_event") == f"{version} coupon.redeemed"
+    act(shop, releases.suspend, actors["hq.admin"], reason="hold")
+    with database.transaction(write=True) as session:
+        emit(session, "coupon.redeemed", plugin_id=PLUGIN, payload={"n": 2}, branch_code="SH001")
+    with shop.app_context():
+        assert deliver_batch(get_runtime(shop), database).claimed == 0  # waits for the reinstatement
