@@ -241,26 +241,27 @@ def _int_arg(name: str, default: int, least: int, most: int) -> int:
 # -- actions -----------------------------------------------------------------------------------
 
 
-def _action_body() -> dict:
-    """The optional JSON body of an action: ``reason`` and (approve) ``release_at``."""
+def action_body(schema, max_bytes: int = 16 * 1024) -> dict:
+    """The optional JSON body of an action, loaded with ``schema`` (strict: unknown fields are
+    refused); {} without a body. 415 for another type, 413 past ``max_bytes``, 400 for bad JSON."""
     if not request.content_length and not request.mimetype:
         return {}
     if request.mimetype != "application/json":
         raise Problem(415, "Unsupported media type", "Send the body as application/json (or no body).")
-    if request.content_length is not None and request.content_length > 16 * 1024:
-        raise Problem(413, "Request too large", "An action's body may have at most 16 KiB.")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise Problem(413, "Request too large", f"An action's body may have at most {max_bytes // 1024} KiB.")
     data = request.get_json(silent=True)
     if data is None and request.get_data(cache=True):
         raise Problem(400, "Malformed JSON", "The body is not valid JSON.")
     try:
-        return _StrictAction().load(data if data is not None else {})
+        return schema.load(data if data is not None else {})
     except ValidationError as exc:
         raise validation_problem(exc.messages) from None
 
 
 def _act(actor: Actor, plugin_id: str, version: str, action: str):
     check_names(plugin_id, version)
-    body = _action_body()
+    body = action_body(_StrictAction())
     with refusals(actor, action, plugin_id, version):
         if action == "submit":
             runtime = get_runtime()

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flask import jsonify, request
-from marshmallow import RAISE, ValidationError
+from flask import jsonify
+from marshmallow import RAISE
 
 from .. import db
 from ..problems import Problem, validation_problem
@@ -24,7 +24,7 @@ from ..publishing.errors import NotAllowed
 from ..runtime import get_runtime
 from ..runtime.models import PluginRecord
 from . import bp
-from .publishing import authenticated, check_names, refusals
+from .publishing import action_body, authenticated, check_names, refusals
 from .schemas import PromotionSchema, ReleaseActionSchema, ReleaseSchema
 
 #: The largest body of a release action (a rule lists at most 200 entries of each kind).
@@ -38,19 +38,7 @@ class _StrictReleaseAction(ReleaseActionSchema):
 
 def _body() -> dict:
     """The JSON body of a release action (``version``, ``rule``, ``reason``), or {} without one."""
-    if not request.content_length and not request.mimetype:
-        return {}
-    if request.mimetype != "application/json":
-        raise Problem(415, "Unsupported media type", "Send the body as application/json (or no body).")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise Problem(413, "Request too large", f"A release action's body may have at most {MAX_BODY // 1024} KiB.")
-    data = request.get_json(silent=True)
-    if data is None and request.get_data(cache=True):
-        raise Problem(400, "Malformed JSON", "The body is not valid JSON.")
-    try:
-        return _StrictReleaseAction().load(data if data is not None else {})
-    except ValidationError as exc:
-        raise validation_problem(exc.messages) from None
+    return action_body(_StrictReleaseAction(), MAX_BODY)
 
 
 def _baseline(plugin_id: str) -> str | None:

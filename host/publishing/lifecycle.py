@@ -75,15 +75,24 @@ def _publisher(actor: Actor, version: PackageVersion) -> Decision:
     return publishes_for(actor, version.publisher_kind, version.publisher_id)
 
 
-def _publisher_admin_or_head_office(actor: Actor, version: PackageVersion) -> Decision:
-    if actor.has(StaffRole.HQ_ADMIN):
-        return allow("head office may retire any version")
-    found = _publisher(actor, version)
-    if found and actor.has(StaffRole.BRANCH_ADMIN, PARTNER):
+def _publisher_admin(doing: str) -> Callable[[Actor, PackageVersion], Decision]:
+    """The check "head office, or the publisher's branch_admin or back end" for ``doing``."""
+
+    def check(actor: Actor, version: PackageVersion) -> Decision:
+        if actor.has(StaffRole.HQ_ADMIN):
+            return allow(f"head office may do this to any version: {doing}")
+        found = _publisher(actor, version)
+        if found and actor.has(StaffRole.BRANCH_ADMIN, PARTNER):
+            return found
+        if found:
+            return deny(f"{doing} needs the branch's administrator (branch_admin)")
         return found
-    if found:
-        return deny("retiring a version needs the branch's administrator (branch_admin)")
-    return found
+
+    return check
+
+
+_publisher_admin_or_head_office = _publisher_admin("retiring a version")
+_releaser = _publisher_admin("releasing and rolling back")
 
 
 def _independent_reviewer(actor: Actor, version: PackageVersion) -> Decision:
@@ -92,17 +101,6 @@ def _independent_reviewer(actor: Actor, version: PackageVersion) -> Decision:
     if actor.id in (version.uploaded_by, version.submitted_by) or _publisher(actor, version):
         return deny("you publish this mini-program: another reviewer must review it")
     return allow("an independent reviewer of head office")
-
-
-def _releaser(actor: Actor, version: PackageVersion) -> Decision:
-    if actor.has(StaffRole.HQ_ADMIN):
-        return allow("head office may release any version")
-    found = _publisher(actor, version)
-    if found and actor.has(StaffRole.BRANCH_ADMIN, PARTNER):
-        return found
-    if found:
-        return deny("releasing and rolling back need the branch's administrator (branch_admin)")
-    return found
 
 
 def _releaser_or_host(actor: Actor, version: PackageVersion) -> Decision:
