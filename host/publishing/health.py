@@ -39,7 +39,7 @@ from ..payments.models import IntentState, PaymentIntent
 from . import releases
 from .errors import PublishingRefused
 from .models import PluginRelease, ReleaseHealth
-from ..storefront.tags import customer_tags
+from ..storefront.services import customer_tags
 from .rollout import Audience, rule_from_json, selected
 
 log = logging.getLogger("canopy.publishing")

@@ -18,8 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from ..storefront.models import BRANCH_CODE
-from ..storefront.tags import CUSTOMER_ID, TAG
+from ..storefront.models import BRANCH_CODE, CUSTOMER_ID, TAG
 
 #: The most entries one list of a rule may have.
 MAX_ENTRIES = 200

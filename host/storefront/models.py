@@ -14,6 +14,10 @@ from ..db import Base, UTCDateTime, utcnow
 
 #: A branch code: upper-case letters, digits and '-', 2 to 16 of them.
 BRANCH_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,15}\Z")
+#: A customer tag: 1 to 32 lower-case letters, digits or '-', starting with a letter or digit.
+TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,31}\Z")
+#: A customer's id: 32 hexadecimal digits.
+CUSTOMER_ID = re.compile(r"[0-9a-f]{32}\Z")
 
 
 class Branch(Base):

@@ -17,8 +17,7 @@ from ..publishing.rollout import NOBODY, Audience, choose, rule_from_json
 from ..runtime.loader import LoadedPlugin
 from ..runtime.models import PluginState, PluginVersion
 from ..runtime.services import PluginRuntime
-from .models import Branch, Installation
-from .tags import customer_tags
+from .models import Branch, CustomerTag, Installation
 
 log = logging.getLogger("canopy.storefront")
 
@@ -71,6 +70,12 @@ def branch_info(branch: Branch, locale: str) -> BranchInfo:
 def is_plugin_id(value: str) -> bool:
     """Whether ``value`` has the shape of a plugin id (anything else names no plugin)."""
     return isinstance(value, str) and 3 <= len(value) <= 64 and PLUGIN_ID.match(value) is not None
+
+
+def customer_tags(session: Session, customer_id: str) -> list[str]:
+    """The tags ``customer_id`` carries, by name."""
+    return list(session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id)
+                                .order_by(CustomerTag.tag)))
 
 
 def audience(session: Session, customer_id: str | None, branch_code: str) -> Audience:

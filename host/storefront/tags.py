@@ -24,15 +24,13 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..identity.models import Customer, Staff
 from .errors import InvalidChange
-from .models import CustomerTag, StorefrontSlot
+from .models import CUSTOMER_ID, TAG, CustomerTag, StorefrontSlot
 from .rights import Action, authorize, check
 
-TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,31}\Z")
 #: Most tags one customer carries (a storefront reads them all when a slot targets tags).
 MAX_TAGS_PER_CUSTOMER = 50
 #: Most customers a page lists for one tag (the total is counted and shown).
 LIST_LIMIT = 200
-CUSTOMER_ID = re.compile(r"[0-9a-f]{32}\Z")
 PHONE = re.compile(r"\+?[0-9]{3,20}\Z")
 #: Longest customer reference read (a phone with spaces, or an id); longer is no reference.
 MAX_REFERENCE = 40
@@ -121,12 +119,6 @@ def tagged_customers(session: Session, branch_code: str, tag: str, limit: int = 
     total = session.scalar(select(func.count()).select_from(CustomerTag)
                            .join(Customer, Customer.id == CustomerTag.customer_id).where(*where)) or 0
     return list(session.scalars(joined.order_by(Customer.phone).limit(limit))), total
-
-
-def customer_tags(session: Session, customer_id: str) -> list[str]:
-    """The tags ``customer_id`` carries, by name."""
-    return list(session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id)
-                                .order_by(CustomerTag.tag)))
 
 
 def masked_phone(phone: str) -> str:

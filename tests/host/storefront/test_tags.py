@@ -13,6 +13,7 @@ from host.storefront import slots, tags
 from host.storefront.errors import InvalidChange, NotAllowed
 from host.storefront.models import CustomerTag, StorefrontSlot
 from host.storefront.rights import Action, Allowed, Denied, check, verdict
+from host.storefront.services import customer_tags
 
 LIN = "13800000001"  # SH001, tagged wealth
 WANG = "13900000002"  # BJ001
@@ -120,9 +121,9 @@ def test_a_branch_lists_its_customers_tags_and_the_tags_its_slots_target(session
 def test_adding_and_removing_through_the_services(session):
     operator, lin = person(session, "sh.operator"), customer(session, LIN)
     assert tags.add_tag(session, operator, "SH001", {"tag": " vip ", "customer": lin.id}) == (lin, "vip")
-    assert tags.customer_tags(session, lin.id) == ["vip", "wealth"]
+    assert customer_tags(session, lin.id) == ["vip", "wealth"]
     assert tags.remove_tag(session, operator, "SH001", {"tag": "wealth", "customer": LIN}) == (lin, "wealth")
-    assert tags.customer_tags(session, lin.id) == ["vip"]
+    assert customer_tags(session, lin.id) == ["vip"]
     assert tags.tagged_customers(session, "SH001", "vip") == ([lin], 1)
     assert tags.tagged_customers(session, "BJ001", "vip") == ([], 0)
 
