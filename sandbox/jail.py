@@ -132,6 +132,15 @@ def worker_config(spec: JailSpec, fd: int, *, drop_to: int | None, plugin_dir: s
 
 def bwrap_command(spec: JailSpec, fd: int, *, bwrap: str = "bwrap") -> list[str]:
     """The bubblewrap command line that runs ``spec``'s worker with socket ``fd``."""
+    drop_to = plugin_uid(spec.plugin_id) if os.geteuid() == 0 else None
+    return jail_command(spec, _packages(), bwrap=bwrap) + [
+        "-c", _bootstrap(LIB_DIR), worker_config(spec, fd, drop_to=drop_to, plugin_dir=PLUGIN_DIR)]
+
+
+def jail_command(spec: JailSpec, packages: list[Path], *, bwrap: str = "bwrap") -> list[str]:
+    """The bubblewrap command line up to the interpreter's ``-I -S -B``: the jail of ``spec``
+    with ``packages`` (folders, or single-module files) importable from :data:`LIB_DIR`; the
+    caller adds what the interpreter runs."""
     prefix, executable, relative = _python()
     as_root = os.geteuid() == 0
     command = [bwrap, "--die-with-parent", "--new-session", "--clearenv"]
@@ -158,16 +167,14 @@ def bwrap_command(spec: JailSpec, fd: int, *, bwrap: str = "bwrap") -> list[str]
     command += ["--symlink", "usr/lib", "/lib"]
     if Path("/lib64").exists():
         command += ["--ro-bind", "/lib64", "/lib64"]
-    for package in _packages():
+    for package in packages:
         command += ["--ro-bind", str(package), f"{LIB_DIR}/{package.name}"]
     command += ["--ro-bind", str(spec.folder.resolve()), PLUGIN_DIR]
     command += ["--proc", "/proc", "--dev", "/dev"]
     command += ["--size", str(spec.limits.scratch_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
     command += ["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "LANG", "C.UTF-8",
                 "--chdir", "/tmp"]
-    drop_to = plugin_uid(spec.plugin_id) if as_root else None
-    command += ["--", f"{PYTHON_DIR}/{relative}", "-I", "-S", "-B", "-c", _bootstrap(LIB_DIR),
-                worker_config(spec, fd, drop_to=drop_to, plugin_dir=PLUGIN_DIR)]
+    command += ["--", f"{PYTHON_DIR}/{relative}", "-I", "-S", "-B"]
     return command
 
 

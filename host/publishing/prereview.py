@@ -16,8 +16,10 @@ version). Its sections (docs/publishing.md, "The automated pre-review"):
   ``canopy_page`` for every manifest page, with an anonymous dry-run ``ctx``, each within its
   normal hook budget; where the sandbox cannot isolate here it is not run, and the version does
   not pass;
-* ``tests`` — the plugin's own tests: not run (the jail holds no test runner; the reason is in
-  the report).
+* ``tests`` — the plugin's own tests (``tests/``), run by pytest in a sandbox jail
+  (:mod:`sandbox.plugin_tests`) whatever the publisher, within ``tests_timeout`` seconds; a
+  failing or unfinished run fails the version, none collected is a warning; without tests, or
+  where the sandbox cannot isolate here, not run (the reason is in the report).
 
 Each section has an ``outcome`` (``pass``, ``warn``, ``fail`` or ``not_run``) and ``findings``
 (``failure`` or ``warning``, each with a code and a message a publisher can act on). A version
@@ -40,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping
 
 from canopy_sdk.errors import NoCustomer, PaymentError, ScopeDenied, StorageError
-from sandbox import client, jail, wire
+from sandbox import client, jail, plugin_tests, wire
 from sandbox.supervisor import START_TIMEOUT, FaultPolicy, PluginSupervisor, SandboxUnavailable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -68,6 +70,8 @@ MAX_MESSAGE = 300
 MAX_FINDINGS = 50
 #: The longest summary stored as a rejection's reason (the lifecycle's limit is 1000).
 MAX_SUMMARY = 1000
+#: The most of a test run's output the report keeps (its end, where pytest sums up).
+MAX_TEST_OUTPUT = 4000
 #: The dry run's customer-free branch when the publisher is not a branch.
 DRY_RUN_BRANCH_NAME = "Pre-review"
 
@@ -100,10 +104,13 @@ def version_key(version: str) -> tuple:
     return (int(major), int(minor), int(patch), 0 if pre else 1, pre or "")
 
 
-def clean_text(value: object, limit: int = MAX_MESSAGE) -> str:
-    """``value`` as one line of at most ``limit`` characters without control characters (safe to
-    store as a reason and to show; plugin messages pass through here)."""
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in str(value)).strip()
+def clean_text(value: object, limit: int = MAX_MESSAGE, *, lines: bool = False) -> str:
+    """``value`` as one line (``lines``: keeping its line breaks) of at most ``limit`` characters
+    without control characters (safe to store as a reason and to show; plugin messages pass
+    through here)."""
+    kept = "\n" if lines else ""
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") and ch not in kept else ch
+                   for ch in str(value)).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -498,14 +505,31 @@ def _call(supervisor: PluginSupervisor, hook: str, facts: Mapping[str, Any], arg
 # -- the plugin's own tests ----------------------------------------------------------------------
 
 
-def _own_tests(files: Mapping[str, bytes]) -> dict[str, Any]:
+def own_tests(plugin_id: str, folder: Path | None, files: Mapping[str, bytes], *, probe: Callable[[], jail.Probe],
+              timeout: float) -> dict[str, Any]:
+    """The ``tests`` section: the package's own ``tests/`` run by pytest in a sandbox jail."""
     has_tests = any(path.startswith(f"{TESTS_FOLDER}/") and path.endswith(".py") for path in files)
     section = _Section(found=has_tests)
-    if has_tests:
-        section.not_run = ("the package's tests/ were not run: the sandbox's jail holds only the SDK and its "
-                           "dependencies, no test runner, and unreviewed code never runs in the host")
-    else:
+    if not has_tests:
         section.not_run = "the package has no tests/ folder"
+        return section.done()
+    found = probe()
+    if folder is None or not found.ok or found.unsafe:
+        section.not_run = ("the stored files are missing" if folder is None else
+                           f"the sandbox cannot isolate the tests here ({found.reason}); unreviewed code never runs "
+                           f"outside it")
+        return section.done()
+    started = time.monotonic()
+    result = plugin_tests.run(jail.JailSpec(plugin_id, folder, plugin_tests.TEST_LIMITS), timeout=timeout, probe=found)
+    section.fields.update(counts=result.counts, seconds=round(time.monotonic() - started, 2),
+                          output=clean_text(result.output[-MAX_TEST_OUTPUT:], MAX_TEST_OUTPUT, lines=True))
+    told = ", ".join(f"{n} {kind}" for kind, n in result.counts.items()) or "no summary"
+    if result.timed_out:
+        section.fail("tests_timeout", f"the package's tests did not finish within {timeout:.0f} s ({told} so far)")
+    elif result.exit_code == 5:
+        section.warn("tests_none", "tests/ holds no test pytest collects")
+    elif not result.passed:
+        section.fail("tests_failed", f"the package's own tests failed ({told}; pytest exit code {result.exit_code})")
     return section.done()
 
 
@@ -523,6 +547,7 @@ class Settings:
     probe: Callable[[], jail.Probe] = jail.probe
     locale: str = "zh-CN"
     head_office: str = "HQ"
+    tests_timeout: float = 120.0  #: seconds the package's own tests may run
 
 
 def run(session: Session, row: PackageVersion, *, catalog, root: Path, settings: Settings) -> dict[str, Any]:
@@ -546,7 +571,8 @@ def run(session: Session, row: PackageVersion, *, catalog, root: Path, settings:
                 row.plugin_id, snapshot.folder, manifest, hook_budget=settings.hook_budget, probe=settings.probe,
                 branch={"code": branch_code, "name": DRY_RUN_BRANCH_NAME, "parent": None}, locale=settings.locale,
                 max_pages=settings.budgets.pages)
-        sections["tests"] = _own_tests(snapshot.files)
+        sections["tests"] = own_tests(row.plugin_id, snapshot.folder if snapshot.checksum == row.checksum else None,
+                                      snapshot.files, probe=settings.probe, timeout=settings.tests_timeout)
     finally:
         snapshot.remove()
     problems = [f"{name}: {f['message']}" for name, body in sections.items() for f in body["findings"]

@@ -226,10 +226,63 @@ def test_a_plugin_that_cannot_load_is_reported(submit, demo_app, sandbox_isolati
     assert_healthy(demo_app)
 
 
-def test_the_plugins_own_tests_are_reported_as_not_run(submit, sandbox_isolation):
-    _, _, report = submit(files={"tests/test_main.py": "def test_nothing():\n    pass\n"})
-    assert report["tests"]["outcome"] == "not_run" and report["tests"]["found"] is True
-    assert "no test runner" in report["tests"]["reason"]
+#: The package's own tests: they load the plugin with the SDK's test kit, as a publisher's would.
+OWN_TESTS = """from pathlib import Path
+
+from canopy_sdk.testing import PluginHarness
+
+
+def test_the_home_page_renders():
+    harness = PluginHarness(Path(__file__).parents[1])
+    assert harness.plugin is not None
+
+
+def test_{name}():
+    assert {verdict}
+"""
+
+
+def test_the_plugins_own_tests_run_in_the_jail_and_passing_ones_pass(submit, sandbox_isolation):
+    status, _, report = submit(files={"tests/test_main.py": OWN_TESTS.format(name="truth", verdict="True")})
+    tests = report["tests"]
+    assert status == "pre_review" and tests["outcome"] == "pass" and tests["found"] is True
+    assert tests["counts"] == {"passed": 2} and "2 passed" in tests["output"]
+
+
+def test_failing_own_tests_reject_the_version_with_pytests_words(submit, sandbox_isolation):
+    status, reason, report = submit(files={"tests/test_main.py": OWN_TESTS.format(name="math", verdict="1 + 1 == 3")})
+    assert status == "rejected" and report["tests"]["outcome"] == "fail"
+    assert report["tests"]["counts"] == {"failed": 1, "passed": 1}
+    assert "tests: the package's own tests failed (1 failed, 1 passed" in reason
+    assert "assert (1 + 1) == 3" in report["tests"]["output"] or "1 + 1 == 3" in report["tests"]["output"]
+
+
+def test_own_tests_stay_in_the_jail(submit, sandbox_isolation):
+    """A test that reaches for the network, the host's environment or files, or hangs, fails there."""
+    hostile = """import os, socket, pathlib
+
+def test_no_network():
+    socket.create_connection(("127.0.0.1", 5432), timeout=2)
+
+def test_no_secrets():
+    assert "CANOPY_SECRET_KEY" in os.environ
+
+def test_no_host_files():
+    pathlib.Path("/etc/shadow").read_text()
+"""
+    status, _, report = submit(files={"tests/test_hostile.py": hostile})
+    assert status == "rejected" and report["tests"]["counts"] == {"failed": 3}
+    settings = prereview.Settings(hook_budget=SETTINGS.hook_budget, tests_timeout=3)
+    status, reason, report = submit("1.0.1", manifest_text=manifest("1.0.1"), settings=settings,
+                                    files={"tests/test_hang.py": "import time\n\ndef test_hang():\n    time.sleep(60)\n"})
+    assert status == "rejected" and "did not finish within 3 s" in reason
+
+
+def test_own_tests_are_not_run_where_the_sandbox_cannot_isolate_them(submit):
+    settings = prereview.Settings(hook_budget=SETTINGS.hook_budget,
+                                  probe=lambda: jail.Probe(False, "bubblewrap (bwrap) is not installed"))
+    _, _, report = submit(settings=settings, files={"tests/test_main.py": "def test_x():\n    pass\n"})
+    assert report["tests"]["outcome"] == "not_run" and "cannot isolate" in report["tests"]["reason"]
 
 
 # -- without the sandbox (these run everywhere) ---------------------------------------------------
