@@ -63,11 +63,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from .console.partners import bp as console_partners_bp
     from .console.publishing import bp as console_publishing_bp
+    from .console.releases import bp as console_releases_bp
     from .console.staff import bp as console_staff_bp
 
     app.register_blueprint(console_partners_bp)
     app.register_blueprint(console_staff_bp)
     app.register_blueprint(console_publishing_bp)
+    app.register_blueprint(console_releases_bp)
 
     from .cli import register_commands
 
