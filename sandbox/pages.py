@@ -70,14 +70,16 @@ def _with_query(path: str, query: Mapping[str, Any]) -> str:
 
 # -- rendering ---------------------------------------------------------------------------------
 
-def template_helpers(plugin_id: str, branch: Mapping[str, str], locale: str) -> dict[str, Any]:
+def template_helpers(plugin_id: str, branch: Mapping[str, str], locale: str, version: str | None = None) -> dict[str, Any]:
     """The names every template of ``plugin_id`` sees besides its page's context
     (``canopy_sdk.rendering.HELPER_NAMES``): link helpers for ``branch`` (``code`` and
-    ``name``) and ``locale``, and those facts themselves."""
+    ``name``) and ``locale``, and those facts themselves. Pages and static files are linked in
+    the plugin ``version`` rendering them, so a customer in a gray release stays in it."""
     code = branch["code"]
+    pinned = f"?{urlencode([('canopy_version', version)])}" if version else ""
     return {
-        "page_url": lambda path="/", **query: content_path(_with_query(path, query), code, locale),
-        "static_url": static_path,
+        "page_url": lambda path="/", **query: content_path(_with_query(path, query), code, locale, version),
+        "static_url": lambda filename: static_path(filename) + pinned,
         "api_url": lambda path: api_path(path, code, locale),
         "locale": locale,
         "branch": {"code": code, "name": branch["name"]},

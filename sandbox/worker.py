@@ -89,6 +89,7 @@ class Worker:
         self.folder = folder
         self._call: int | None = None
         self._templates: Any = None
+        self._version: str | None = None
 
     def templates(self) -> Any:
         """The plugin's template environment (the SDK's sandboxed, autoescaping one), made once."""
@@ -99,6 +100,14 @@ class Worker:
                 raise RuntimeError("this worker has no plugin folder to render templates from")
             self._templates = rendering.template_environment(self.folder)
         return self._templates
+
+    def version(self) -> str | None:
+        """The version of the plugin this worker runs (from its manifest), read once."""
+        if self._version is None and self.folder is not None:
+            from canopy_sdk.manifest import load_manifest
+
+            self._version = load_manifest(self.folder).version
+        return self._version
 
     def render(self, value: Any, facts: dict[str, Any]) -> Any:
         """A ``canopy_page`` result with its template rendered here, within the call's budget
@@ -111,7 +120,7 @@ class Worker:
             return value
         branch = facts["branch"]
         helpers = pages.template_helpers(facts["plugin_id"], {"code": branch.code, "name": branch.name},
-                                         facts["locale"])
+                                         facts["locale"], self.version())
         return Page(title=value.title, html=pages.render(self.templates(), value, helpers), status=value.status)
 
     def _ask(self, method: str, args: dict[str, Any]) -> Any:

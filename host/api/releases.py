@@ -42,9 +42,7 @@ def _body() -> dict:
 
 
 def _baseline(plugin_id: str) -> str | None:
-    """The version this host loaded from its plugin folders (served while there is no release)."""
-    loaded = get_runtime().plugins.get(plugin_id)
-    return None if loaded is None or loaded.manifest is None else loaded.manifest.version
+    return releases.baseline(get_runtime(), plugin_id)
 
 
 def _answer(plugin_id: str):

@@ -163,10 +163,10 @@ def measure(session: Session, release: PluginRelease, now: datetime, window: tim
 
 def verdict(figures: Mapping[str, Any], thresholds: Thresholds) -> str | None:
     """Why the figures call for a rollback, or None."""
-    if figures["calls"] >= thresholds.min_calls and figures["error_rate"] > thresholds.max_error_rate:
+    if figures["calls"] and figures["calls"] >= thresholds.min_calls and figures["error_rate"] > thresholds.max_error_rate:
         return (f"error rate {figures['error_rate']:.1%} over {figures['calls']} calls passed "
                 f"{thresholds.max_error_rate:.1%}")
-    if (figures["payments"] >= thresholds.min_payments
+    if (figures["payments"] and figures["payments"] >= thresholds.min_payments
             and figures["payment_failure_rate"] > thresholds.max_payment_failure_rate):
         return (f"payment failure rate {figures['payment_failure_rate']:.1%} over {figures['payments']} payments "
                 f"passed {thresholds.max_payment_failure_rate:.1%}")

@@ -60,6 +60,12 @@ class Serving:
                 "suspended": self.suspended, "suspended_reason": self.suspended_reason or None}
 
 
+def baseline(runtime, plugin_id: str) -> str | None:
+    """The version ``runtime`` loaded from its plugin folders (served while there is no release)."""
+    loaded = runtime.plugins.get(plugin_id)
+    return None if loaded is None or loaded.manifest is None else loaded.manifest.version
+
+
 def serving(session: Session, plugin_id: str, baseline: str | None) -> Serving:
     """What customers of ``plugin_id`` get now (``baseline``: the version loaded from the plugin
     folders, served while there is no release)."""

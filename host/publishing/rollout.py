@@ -87,7 +87,7 @@ def parse_rule(data: object) -> GrayRule:
     percent = data.get("percent", 0)
     if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
         problems["percent"] = ["must be a number from 0 to 100"]
-    elif round(percent * 100) != percent * 100:
+    elif round(percent, 2) != percent:
         problems["percent"] = ["may have at most two decimals"]
     if problems:
         raise RuleInvalid(problems)

@@ -125,7 +125,7 @@ def page(plugin_id: str, subpath: str):
     try:
         html = render_page(
             plugin_id, _folder(zone), outcome.value, branch={"code": branch.code, "name": ctx.branch.name}, locale=locale,
-            in_process=not isinstance(zone.plugin.plugin, SandboxedPlugin),
+            in_process=not isinstance(zone.plugin.plugin, SandboxedPlugin), version=zone.version.version,
         )
     except Exception as exc:  # the plugin's template is broken, or its page too large: its fault, its page only
         runtime.invoker.count(plugin_id, "render", INVALID if isinstance(exc, InvalidResult) else ERROR)

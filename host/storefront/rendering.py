@@ -40,7 +40,7 @@ def environment(plugin_id: str, folder: Path):
 
 
 def render_page(plugin_id: str, folder: Path, page: Page, *, branch: dict[str, str], locale: str,
-                in_process: bool = True) -> str:
+                in_process: bool = True, version: str | None = None) -> str:
     """Return the page's HTML, checked against the host's limits.
 
     ``in_process`` says whether the plugin runs in this process; a sandboxed plugin's page
@@ -52,5 +52,5 @@ def render_page(plugin_id: str, folder: Path, page: Page, *, branch: dict[str, s
         return pages.check_size(page.html, max_bytes=MAX_PAGE_BYTES)
     if not in_process:
         raise InvalidResult(f"plugin {plugin_id} runs in the sandbox: its pages must arrive rendered")
-    return pages.render(environment(plugin_id, folder), page, pages.template_helpers(plugin_id, branch, locale),
+    return pages.render(environment(plugin_id, folder), page, pages.template_helpers(plugin_id, branch, locale, version),
                         max_bytes=MAX_PAGE_BYTES)

@@ -60,7 +60,7 @@ def host(sandbox_host):
 
 def render_in_host(template: str, context: dict) -> str:
     return rendering.render_page(PAGES, FOLDER, Page(title="Pages", template=template, context=context),
-                                 branch={"code": "SH001", "name": "Shanghai Branch"}, locale="en")
+                                 branch={"code": "SH001", "name": "Shanghai Branch"}, locale="en", version="1.0.0")
 
 
 def test_a_partner_template_renders_in_the_worker_exactly_as_the_host_renders_it_in_process(host):
@@ -73,9 +73,10 @@ def test_a_partner_template_renders_in_the_worker_exactly_as_the_host_renders_it
     # the sandboxed environment's behaviour, as seen in the worker's output
     assert "<script>" not in page.html and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page.html
     assert "上海 &amp; Shanghai" in page.html and "上海 &amp; SHANGHAI" in page.html
-    assert 'href="/next?a=1&amp;branch=SH001&amp;lang=en"' in page.html  # the plugin cannot pick the branch
+    # the plugin cannot pick the branch; links stay in the version that rendered them
+    assert 'href="/next?a=1&amp;branch=SH001&amp;lang=en&amp;canopy_version=1.0.0"' in page.html
     assert 'data-api="/api/answers/x?branch=SH001&amp;lang=en"' in page.html
-    assert 'href="/static/pages.css"' in page.html and 'data-plugin="page.maker"' in page.html
+    assert 'href="/static/pages.css?canopy_version=1.0.0"' in page.html and 'data-plugin="page.maker"' in page.html
     assert ">Shanghai Branch</p>" in page.html
 
 

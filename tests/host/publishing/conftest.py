@@ -47,7 +47,10 @@ def make_shop(app, actors, package_zip, codes: dict[str, bytes] | None = None):
     with app.app_context(), database.transaction(write=True) as session:
         for version in ("1.0.0", "2.0.0"):
             main = (codes or {}).get(version) or code(version)
-            services.upload(session, actors["sh.admin"], PLUGIN, package_zip(PLUGIN, version, files={"main.py": main}),
+            files = {"main.py": main, "static/app.css": f"/* {version} */",
+                     "templates/index.html": f'<h1>{PLUGIN} {version}</h1><link rel="stylesheet" '
+                                             "href=\"{{ static_url('app.css') }}\"><a href=\"{{ page_url('/') }}\">home</a>"}
+            services.upload(session, actors["sh.admin"], PLUGIN, package_zip(PLUGIN, version, files=files),
                             services.package_store(app))
             for actor, action in (("sh.admin", "submit"), ("system", "pass_precheck"), ("hq.reviewer", "start_review"),
                                   ("hq.reviewer2", "approve")):

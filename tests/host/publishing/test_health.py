@@ -131,3 +131,9 @@ def test_a_bad_setting_stops_the_start_naming_it(app_factory, setting):
 
     with pytest.raises(ConfigError, match="RELEASE_AUTO_ROLLBACK"):
         app_factory(RELEASE_AUTO_ROLLBACK=setting)
+
+
+def test_no_calls_and_no_payments_call_for_nothing_even_with_zero_minimums():
+    figures = {"calls": 0, "errors": 0, "error_rate": None, "payments": 0, "payment_failures": 0,
+               "payment_failure_rate": None}
+    assert health.verdict(figures, Thresholds(min_calls=0, min_payments=0)) is None

@@ -243,3 +243,18 @@ def test_events_go_to_the_released_stable_version(shop, actors):
         emit(session, "coupon.redeemed", plugin_id=PLUGIN, payload={"n": 2}, branch_code="SH001")
     with shop.app_context():
         assert deliver_batch(get_runtime(shop), database).claimed == 0  # waits for the reinstatement
+
+
+def test_a_gray_pages_links_and_static_files_stay_in_its_version(shop, actors):
+    act(shop, releases.start_gray, actors["sh.admin"], version="1.0.0", rule={"percent": 100})
+    act(shop, releases.release, actors["sh.admin"])
+    act(shop, releases.start_gray, actors["sh.admin"], version="2.0.0", rule={"percent": 1})
+    status, html = page(shop, "2.0.0")
+    assert status == 200 and "canopy_version=2.0.0" in html
+    assert "/static/app.css?canopy_version=2.0.0" in html
+    client = shop.test_client()
+    css = f"http://{PLUGIN}.mp.localhost:8000/static/app.css"
+    assert client.get(css + "?canopy_version=2.0.0").get_data(as_text=True) == "/* 2.0.0 */"
+    assert client.get(css).get_data(as_text=True) == "/* 1.0.0 */"  # no version: the stable one's
+    act(shop, releases.rollback, actors["sh.admin"], reason="back")
+    assert client.get(css + "?canopy_version=2.0.0").get_data(as_text=True) == "/* 1.0.0 */"

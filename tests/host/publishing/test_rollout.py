@@ -89,3 +89,8 @@ def test_anything_is_a_rule_or_a_refusal_naming_fields(data):
         assert exc.problems and all(isinstance(texts, list) and texts for texts in exc.problems.values())
         return
     assert isinstance(rule, GrayRule) and 0 <= rule.percent <= 100
+
+
+@pytest.mark.parametrize("percent", [0.29, 0.57, 1.15, 33.33, 99.99, 0.01])
+def test_every_two_decimal_percentage_is_a_rule(percent):
+    assert parse_rule({"percent": percent}).percent == percent

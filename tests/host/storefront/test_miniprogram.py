@@ -213,8 +213,9 @@ def test_a_page_renders_with_the_content_security_policy(mp):
     assert '<p id="value">&lt;script&gt;alert(1)&lt;/script&gt;</p>' in html
     # Paths of the plugin's own origin; the host's bridge script comes first.
     assert html.startswith(f'<script src="{HOST_ORIGIN}/bridge/canopy.js"></script>')
-    assert 'href="/next?a=1&amp;branch=HQ&amp;lang=en"' in html
-    assert 'href="/static/app.css"' in html
+    # links stay in the version that rendered the page (docs/publishing.md)
+    assert 'href="/next?a=1&amp;branch=HQ&amp;lang=en&amp;canopy_version=1.0.0"' in html
+    assert 'href="/static/app.css?canopy_version=1.0.0"' in html
     assert 'data-api="/api/items?branch=HQ&amp;lang=en"' in html
     assert 'data-branch="HQ" data-locale="en"' in html
 
