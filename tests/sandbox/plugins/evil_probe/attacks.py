@@ -117,7 +117,9 @@ class Attacks:
             hoard, error = [], None
             try:
                 while len(hoard) < 1000:
-                    hoard.append(bytearray(64 * 1024 * 1024))
+                    # bytes(n) maps zeroed pages without writing them: the address space (what the
+                    # limit caps) grows as fast as the kernel hands it out, even on a busy machine.
+                    hoard.append(bytes(64 * 1024 * 1024))
             except MemoryError:
                 error = "MemoryError"
             allocated = len(hoard) * 64
