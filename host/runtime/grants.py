@@ -9,7 +9,7 @@ the plugin's developer exactly what is missing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..oauth.scopes import ScopeCatalog
@@ -39,12 +39,12 @@ class Grant:
     consented: frozenset[str]
     needs_consent: frozenset[str]
     has_customer: bool
+    #: The scopes this call may use (worked out once, when the grant is made).
+    scopes: frozenset[str] = field(init=False)
 
-    @property
-    def scopes(self) -> frozenset[str]:
-        """The scopes this call may use."""
+    def __post_init__(self) -> None:
         base = self.requested & self.approved
-        return frozenset(s for s in base if s not in self.needs_consent or s in self.consented)
+        object.__setattr__(self, "scopes", frozenset(s for s in base if s not in self.needs_consent or s in self.consented))
 
     def explain(self, scope: str) -> str:
         """Say why ``scope`` is not granted (or that it is)."""

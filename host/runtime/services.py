@@ -76,6 +76,8 @@ class PluginRuntime:
         #: Versions served from the package store (gray and released ones), loaded when first
         #: asked for; None for one that cannot be served (the reason is logged once).
         self.released: dict[tuple[str, str], LoadedPlugin | None] = {}
+        #: Grants of calls without a customer, by (plugin id, version, approved scopes).
+        self._anonymous_grants: dict[tuple[str, str, tuple[str, ...]], Any] = {}
         self._released_lock = threading.Lock()
         #: Where published versions are stored (``<root>/<plugin id>/<version>/``); set by the app.
         self.package_root: Path | None = None
@@ -228,14 +230,17 @@ class PluginRuntime:
         assert manifest is not None and manifest.id == plugin_id
         # The plugin sees only its pairwise subject, never the customer's own id.
         customer_subject = None if customer_id is None else pairwise_subject(require_secret(self.config), plugin_id, customer_id)
-        grant = grant_for(
-            self.catalog,
-            frozenset(manifest.scopes),
-            frozenset(approved_scopes),
-            self.consents,
-            plugin_id,
-            customer_id,
-        )
+        if customer_id is None:
+            # Without a customer a grant depends on the version and its approved scopes alone:
+            # made once (a storefront builds a context per zone per request).
+            key = (plugin_id, manifest.version, tuple(approved_scopes))
+            grant = self._anonymous_grants.get(key)
+            if grant is None:
+                grant = self._anonymous_grants[key] = grant_for(
+                    self.catalog, frozenset(manifest.scopes), frozenset(key[2]), self.consents, plugin_id, None)
+        else:
+            grant = grant_for(self.catalog, frozenset(manifest.scopes), frozenset(approved_scopes), self.consents,
+                              plugin_id, customer_id)
         return PluginContext(
             plugin_id=plugin_id,
             version=manifest.version,
