@@ -58,14 +58,19 @@ def _readable(actor: Actor, plugin_id: str) -> None:
         raise NotAllowed("only the plugin's publisher and head office see its release")
 
 
+def _read(actor: Actor, plugin_id: str, answer: Callable[[str], object]):
+    """``answer(plugin_id)`` for the plugin's publisher and head office; a refusal otherwise."""
+    check_names(plugin_id)
+    with refusals(actor, "read", plugin_id):
+        _readable(actor, plugin_id)
+    return answer(plugin_id)
+
+
 @bp.get("/publisher/plugins/<plugin_id>/rollout")
 @authenticated(partners=True)
 def rollout(actor: Actor, plugin_id: str):
     """Which versions the plugin's customers get now."""
-    check_names(plugin_id)
-    with refusals(actor, "read", plugin_id):
-        _readable(actor, plugin_id)
-    return _answer(plugin_id)
+    return _read(actor, plugin_id, _answer)
 
 
 #: Each action: (the body fields it takes, what it calls).
@@ -130,10 +135,7 @@ def _promotion_answer(plugin_id: str):
 @authenticated(partners=True)
 def promotion_state(actor: Actor, plugin_id: str):
     """Whether the plugin is proposed, approved, declined or withdrawn for the whole bank."""
-    check_names(plugin_id)
-    with refusals(actor, "read", plugin_id):
-        _readable(actor, plugin_id)
-    return _promotion_answer(plugin_id)
+    return _read(actor, plugin_id, _promotion_answer)
 
 
 #: Promotion actions: (path, endpoint, who may call, what it calls).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import groupby
 
 from canopy_sdk.manifest import PLUGIN_ID
 from canopy_sdk.types import BranchInfo
@@ -113,14 +114,17 @@ def zones(session: Session, runtime: PluginRuntime, branch_code: str, plugin_id:
     )
     if plugin_id is not None:
         query = query.where(Installation.plugin_id == plugin_id)
-    rows = session.execute(query).all()
     found = []
-    for index, (position, *columns, stable_version, gray, rule) in enumerate(rows):
-        if index and rows[index - 1][1] == columns[0]:
-            continue  # the plugin's second candidate, seen with its first
-        candidates = {row[2]: row for row in rows[index:index + 2] if row[1] == columns[0]}
-        wanted = version if version is not None and version in (stable_version, gray) else (
-            choose(columns[0], stable_version, gray, rule_from_json(rule), who) if gray is not None else stable_version)
+    # One or two rows per installed plugin (its stable and its gray version), next to each other.
+    for plugin, group in groupby(session.execute(query), key=lambda row: row[1]):
+        candidates = {row[2]: row for row in group}
+        position, *_, stable_version, gray, rule = next(iter(candidates.values()))
+        if version is not None and version in (stable_version, gray):
+            wanted = version
+        elif gray is not None:
+            wanted = choose(plugin, stable_version, gray, rule_from_json(rule), who)
+        else:
+            wanted = stable_version
         row = candidates.get(wanted) or candidates.get(stable_version)
         if row is None:
             continue
