@@ -110,13 +110,24 @@ def bucket(plugin_id: str, version: str, customer_id: str) -> int:
 
 @dataclass
 class Audience:
-    """Who a request is for: the customer (or nobody), their home branch or the storefront's,
-    and their tags, asked for once and only when a rule names tags."""
+    """Who a request is for: the customer (or nobody), their home branch — or the storefront's,
+    for a visitor nobody knows — and their tags. ``home_of`` and ``tags_of`` are asked once
+    each, and only when a gray rule names branches or tags: a request that meets no gray
+    release reads nothing about its customer."""
 
     customer_id: str | None
     branch: str | None
     tags_of: Callable[[str], Iterable[str]] | None = None
+    home_of: Callable[[str], str | None] | None = None
     _tags: frozenset[str] | None = field(default=None, repr=False)
+    _home: str | None = field(default=None, repr=False)
+
+    def home(self) -> str | None:
+        """The customer's home branch (``branch`` when it is not known or there is no customer)."""
+        if self._home is None:
+            found = self.home_of(self.customer_id) if self.home_of and self.customer_id else None
+            self._home = found or self.branch
+        return self._home
 
     def tags(self) -> frozenset[str]:
         """The customer's tags (none for an anonymous visitor)."""
@@ -132,7 +143,7 @@ NOBODY = Audience(None, None)
 
 def selected(rule: GrayRule, plugin_id: str, version: str, audience: Audience) -> bool:
     """Whether ``rule`` gives ``audience`` the gray ``version``."""
-    if audience.branch is not None and audience.branch in rule.branches:
+    if rule.branches and audience.home() in rule.branches:
         return True
     if audience.customer_id is None:
         return False

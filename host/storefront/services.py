@@ -80,13 +80,13 @@ def customer_tags(session: Session, customer_id: str) -> list[str]:
 
 
 def audience(session: Session, customer_id: str | None, branch_code: str) -> Audience:
-    """Whom a request serves, for choosing versions: a signed-in customer with their home
-    branch (tags asked for only if a gray rule names tags), or an anonymous visitor of
+    """Whom a request serves, for choosing versions: a signed-in customer (their home branch and
+    tags read only if a gray rule names branches or tags), or an anonymous visitor of
     ``branch_code``'s storefront."""
     if customer_id is None:
         return Audience(None, branch_code)
-    home = session.scalar(select(Customer.branch_code).where(Customer.id == customer_id))
-    return Audience(customer_id, home or branch_code, lambda who: customer_tags(session, who))
+    return Audience(customer_id, branch_code, lambda who: customer_tags(session, who),
+                    lambda who: session.scalar(select(Customer.branch_code).where(Customer.id == who)))
 
 
 def zones(session: Session, runtime: PluginRuntime, branch_code: str, plugin_id: str | None = None,

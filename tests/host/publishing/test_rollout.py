@@ -94,3 +94,19 @@ def test_anything_is_a_rule_or_a_refusal_naming_fields(data):
 @pytest.mark.parametrize("percent", [0.29, 0.57, 1.15, 33.33, 99.99, 0.01])
 def test_every_two_decimal_percentage_is_a_rule(percent):
     assert parse_rule({"percent": percent}).percent == percent
+
+
+def test_the_customers_home_branch_is_read_only_for_a_rule_that_names_branches():
+    asked = []
+
+    def home_of(customer):
+        asked.append(customer)
+        return "BJ001"
+
+    who = Audience(CUSTOMERS[0], "SH001", home_of=home_of)
+    assert not selected(GrayRule(testers=frozenset({CUSTOMERS[1]})), PLUGIN, VERSION, who)
+    assert asked == []  # no branch in the rule: nothing read
+    rule = GrayRule(branches=frozenset({"BJ001"}))
+    assert selected(rule, PLUGIN, VERSION, who) and selected(rule, PLUGIN, VERSION, who)
+    assert asked == [CUSTOMERS[0]]  # once, and the home branch counts, not the storefront's
+    assert not selected(rule, PLUGIN, VERSION, Audience(CUSTOMERS[0], "SH001", home_of=lambda c: None))
