@@ -65,10 +65,20 @@ class Deadline(TimeoutError):
     """No complete frame arrived before the deadline."""
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# One encoder and one decoder for the process: ``json.dumps``/``json.loads`` with options build a
+# new one on every call, which costs as much as encoding a small frame.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def encode(message: Mapping[str, Any], *, limit: int = MAX_FRAME_BYTES) -> bytes:
     """Return ``message`` as one frame, or raise :class:`FrameTooLarge` / :class:`ProtocolError`."""
     try:
-        payload = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        payload = _ENCODER.encode(message).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"message is not JSON-able: {exc}") from None
     if len(payload) > limit:
@@ -79,7 +89,7 @@ def encode(message: Mapping[str, Any], *, limit: int = MAX_FRAME_BYTES) -> bytes
 def decode(payload: bytes, kinds: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     """Parse one frame's payload and check it against ``kinds`` (what the sender may send)."""
     try:
-        message = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+        message = _DECODER.decode(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"frame is not UTF-8 JSON: {exc.__class__.__name__}") from None
     if not isinstance(message, dict):
@@ -107,10 +117,6 @@ def decode(payload: bytes, kinds: Mapping[str, Mapping[str, str]]) -> dict[str, 
     return message
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _is(value: Any, expected: str) -> bool:
     if expected == _ANY:
         return True
@@ -130,8 +136,13 @@ def _is(value: Any, expected: str) -> bool:
 class Channel:
     """Frames over one connected stream socket, with deadlines on receiving.
 
-    Not thread-safe: one side of a worker's socket is used by one thread at a time.
+    Reads are buffered: one ``recv`` usually brings a whole frame (header and body), and a
+    deadline is waited for with one ``poll``. Not thread-safe: one side of a worker's socket
+    is used by one thread at a time.
     """
+
+    #: The most one ``recv`` asks for.
+    CHUNK = 1 << 16
 
     def __init__(self, sock: socket.socket, *, accepts: Mapping[str, Mapping[str, str]],
                  limit: int = MAX_FRAME_BYTES) -> None:
@@ -139,6 +150,9 @@ class Channel:
         self.accepts = accepts
         self.limit = limit
         self._next_id = 0
+        self._buffer = bytearray()
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
 
     def next_id(self) -> int:
         """A fresh message id for this side of the channel."""
@@ -157,27 +171,32 @@ class Channel:
 
     def receive(self, deadline: float | None = None) -> dict[str, Any]:
         """Return the next message; ``deadline`` is a :func:`time.monotonic` time or None (wait forever)."""
-        (length,) = HEADER.unpack(self._read(HEADER.size, deadline))
+        buffer = self._buffer
+        while len(buffer) < HEADER.size:
+            self._fill(HEADER.size - len(buffer), deadline)
+        (length,) = HEADER.unpack_from(buffer)
         if length > self.limit:
             raise FrameTooLarge(f"announced frame of {length} bytes is over the limit of {self.limit}")
-        return decode(self._read(length, deadline), self.accepts)
+        end = HEADER.size + length
+        while len(buffer) < end:
+            self._fill(end - len(buffer), deadline)
+        payload = bytes(buffer[HEADER.size:end])
+        del buffer[:end]
+        return decode(payload, self.accepts)
 
-    def _read(self, size: int, deadline: float | None) -> bytes:
-        chunks, missing = [], size
-        while missing:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
-                    raise Deadline("no answer before the deadline")
-            try:
-                chunk = self.sock.recv(min(missing, 1 << 16))
-            except OSError as exc:
-                raise ChannelClosed(f"cannot receive: {exc}") from None
-            if not chunk:
-                raise ChannelClosed("the other side closed the connection")
-            chunks.append(chunk)
-            missing -= len(chunk)
-        return b"".join(chunks)
+    def _fill(self, missing: int, deadline: float | None) -> None:
+        """Append what the socket has (at least one byte) to the buffer, waiting until ``deadline``."""
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._poll.poll(remaining * 1000.0):
+                raise Deadline("no answer before the deadline")
+        try:
+            chunk = self.sock.recv(max(missing, self.CHUNK) if missing <= self.CHUNK else min(missing, 1 << 20))
+        except OSError as exc:
+            raise ChannelClosed(f"cannot receive: {exc}") from None
+        if not chunk:
+            raise ChannelClosed("the other side closed the connection")
+        self._buffer += chunk
 
     def close(self) -> None:
         """Close the socket."""

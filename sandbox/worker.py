@@ -20,6 +20,7 @@ import sys
 from typing import Any, Callable
 
 from . import protocol, wire
+from .remote import RemoteContext
 
 #: The worker asks to be replaced once it has used this share of its CPU-time limit, so the
 #: limit never kills a healthy worker mid-call.
@@ -140,8 +141,6 @@ class Worker:
 
     def serve_one(self, message: dict[str, Any]) -> None:
         """Run one ``call`` message and answer it."""
-        from .remote import RemoteContext
-
         hook = message["hook"]
         self._call = message["id"]
         try:

@@ -18,6 +18,7 @@ from .errors import InvalidResult
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINK = re.compile(r"^/(?!/)[^\s\\]*\Z")
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
 
 
 def _text(owner: str, name: str, value: Any, *, max_len: int, required: bool = True) -> None:
@@ -25,7 +26,7 @@ def _text(owner: str, name: str, value: Any, *, max_len: int, required: bool = T
         return
     if not isinstance(value, str):
         raise InvalidResult(f"{owner}.{name} must be a string, got {type(value).__name__}")
-    if required and not value.strip():
+    if required and (not value or value.isspace()):  # what ``not value.strip()`` says, without a copy
         raise InvalidResult(f"{owner}.{name} must not be empty")
     if len(value) > max_len:
         raise InvalidResult(f"{owner}.{name} is {len(value)} characters; the limit is {max_len}")
@@ -35,11 +36,17 @@ def _text(owner: str, name: str, value: Any, *, max_len: int, required: bool = T
 
 def _link(owner: str, name: str, value: Any) -> None:
     _text(owner, name, value, max_len=500)
-    # A '..' segment (even as %2e%2e) would climb out of the mini-program's address.
-    if not _LINK.match(value) or ".." in unquote(re.split(r"[?#]", value, maxsplit=1)[0]).split("/"):
+    if not _LINK.match(value) or ".." in _link_path(value):
         raise InvalidResult(
             f"{owner}.{name} must be a path inside the mini-program starting with '/', got {value!r}"
         )
+
+
+def _link_path(link: str) -> list[str]:
+    """The segments of ``link``'s path (before any query or fragment), percent-decoded: a '..'
+    segment (even as %2e%2e) would climb out of the mini-program's address."""
+    path = _QUERY_OR_FRAGMENT.split(link, maxsplit=1)[0]
+    return (unquote(path) if "%" in path else path).split("/")
 
 
 def _plain_mapping(owner: str, name: str, value: Any) -> None:
@@ -79,9 +86,9 @@ class _Wire:
         """Build a value from its wire form, raising :class:`InvalidResult` on anything else."""
         if not isinstance(data, Mapping):
             raise InvalidResult(f"{cls.__name__} must arrive as an object, got {type(data).__name__}")
-        known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
-        unknown = set(data) - known
-        if unknown:
+        known = cls.__dataclass_fields__.keys()  # type: ignore[attr-defined]
+        if not known >= data.keys():
+            unknown = data.keys() - known
             raise InvalidResult(f"{cls.__name__} has unknown fields: {', '.join(sorted(map(str, unknown)))}")
         try:
             return cls(**data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -104,3 +105,44 @@ def test_a_closed_peer_is_reported(pair):
     worker.close()
     with pytest.raises(protocol.ChannelClosed):
         host.receive(time.monotonic() + 5)
+
+
+def test_frames_arriving_together_are_received_one_at_a_time(pair):
+    host, worker = pair
+    frames = b"".join(protocol.encode({"v": 1, "id": n, "kind": "log", "call": 1, "level": "info", "message": f"line {n}"})
+                      for n in (1, 2, 3))
+    worker.sock.sendall(frames)  # one write: the reader's first recv gets all three
+
+    assert [host.receive(time.monotonic() + 5)["message"] for _ in range(3)] == ["line 1", "line 2", "line 3"]
+    with pytest.raises(protocol.Deadline):
+        host.receive(time.monotonic() + 0.05)
+
+
+def test_a_frame_arriving_byte_by_byte_is_put_together(pair):
+    host, worker = pair
+    frame = protocol.encode({"v": 1, "id": 7, "kind": "result", "call": 7, "value": "上海分行 " * 20})
+
+    def trickle():
+        for n in range(len(frame)):
+            worker.sock.sendall(frame[n:n + 1])
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    assert host.receive(time.monotonic() + 5)["value"] == "上海分行 " * 20
+    thread.join()
+
+
+def test_a_frame_larger_than_one_read_is_received_whole():
+    host, worker = socket.socketpair()
+    try:
+        sender = Channel(worker, accepts=HOST_KINDS)
+        receiver = Channel(host, accepts=WORKER_KINDS)
+        value = "x" * (3 * Channel.CHUNK + 11)
+        thread = threading.Thread(target=sender.send, args=("result",), kwargs={"id": 1, "call": 1, "value": value})
+        thread.start()
+        assert receiver.receive(time.monotonic() + 5)["value"] == value
+        thread.join()
+    finally:
+        host.close()
+        worker.close()

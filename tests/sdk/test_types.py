@@ -323,3 +323,44 @@ def test_tile_from_wire_on_any_mapping_gives_a_tile_or_invalid_result(data):
         pass
     else:
         assert Tile.from_wire(tile.to_wire()) == tile
+
+
+# -- the checks are the plain definitions, only cheaper ------------------------------------------
+
+
+def _plainly_valid_link(link: str) -> bool:
+    """The rule for a tile's link written plainly: not blank, short, no control characters, a
+    path starting with one '/', no whitespace or backslash, and no '..' segment in the path
+    (before '?' or '#') once percent-decoded."""
+    import re
+    from urllib.parse import unquote
+
+    if not link.strip() or len(link) > 500 or re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", link):
+        return False
+    if not re.match(r"^/(?!/)[^\s\\]*\Z", link):
+        return False
+    return ".." not in unquote(re.split(r"[?#]", link, maxsplit=1)[0]).split("/")
+
+
+@given(st.one_of(st.text(max_size=40), st.text(alphabet="/.%2e?#a \t\\", max_size=20).map(lambda s: "/" + s)))
+def test_tile_link_check_is_the_plain_rule(link):
+    try:
+        Tile(title="t", link=link)
+        accepted = True
+    except InvalidResult:
+        accepted = False
+
+    assert accepted == _plainly_valid_link(link)
+
+
+@given(st.text(max_size=100))
+def test_tile_title_check_is_the_plain_rule(title):
+    plainly = bool(title.strip()) and len(title) <= 80 and not any(ord(c) < 32 and c not in "\t\n\r" or c == "\x7f"
+                                                                     for c in title)
+    try:
+        Tile(title=title)
+        accepted = True
+    except InvalidResult:
+        accepted = False
+
+    assert accepted == plainly
