@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from canopy_sdk.types import BranchInfo, Event
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..db import Database, utcnow
@@ -49,7 +49,14 @@ RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
 #: A claim lasts this long plus the hook's budget for each claimed event.
 CLAIM_MARGIN = timedelta(seconds=60)
-_EMIT = insert(OutboxEvent.__table__)
+_EVENTS = OutboxEvent.__table__
+_EMIT = insert(_EVENTS)
+#: One event's attempt recorded (a failure: its own values); never an event delivered meanwhile.
+_UPDATE_ONE = update(_EVENTS).where(_EVENTS.c.id == bindparam("event_id"), _EVENTS.c.delivered_at.is_(None))
+#: Events delivered now, all at once.
+_DELIVERED = (update(_EVENTS)
+              .where(_EVENTS.c.id.in_(bindparam("event_ids", expanding=True)), _EVENTS.c.delivered_at.is_(None))
+              .values(attempts=_EVENTS.c.attempts + 1, delivered_at=bindparam("delivered"), next_attempt_at=None))
 
 
 def emit(session: Session, type_: str, *, plugin_id: str, payload: dict[str, Any], customer_id: str | None = None,
@@ -169,14 +176,19 @@ def _deliver(runtime, row: OutboxEvent, target: Target) -> Outcome:
 
 def _record(database: Database, outcomes: list[tuple[OutboxEvent, Outcome]]) -> list[str]:
     """Write the attempts' outcomes in one transaction; return ``delivered``, ``failed`` or
-    ``given up`` for each."""
-    now, results = utcnow(), []
+    ``given up`` for each. The delivered events (nearly all) are marked by one statement."""
+    now, results, delivered = utcnow(), [], []
     with database.transaction(write=True) as session:
+        connection = session.connection()
         for row, outcome in outcomes:
             values, result = _attempt(row, outcome, now)
-            session.execute(update(OutboxEvent).where(OutboxEvent.id == row.id, OutboxEvent.delivered_at.is_(None))
-                            .values(**values))
             results.append(result)
+            if result == "delivered":
+                delivered.append(row.id)
+            else:
+                connection.execute(_UPDATE_ONE.values(**values), {"event_id": row.id})
+        if delivered:
+            connection.execute(_DELIVERED, {"event_ids": delivered, "delivered": now})
     return results
 
 
