@@ -10,6 +10,9 @@ baselines.
    c. ``runtime.invoker.call`` of the sandboxed plugin: the same, plus the proxy, the call's
       frame to the worker and the answer's frame back over its socket, JSON on both sides, the
       worker calling the same code, and the answer checked and turned back into SDK types;
+   p. the protocol alone: (c)'s call and result messages over the sandbox's own channel to a
+      Python process that answers at once (frames encoded, decoded and checked on both sides;
+      no plugin, jail, ctx objects or SDK types) — the floor of this protocol's design;
    r. a raw socket round trip: a Python process echoing over a Unix socket pair, with a 4-byte
       length prefix, sending back as many bytes as (c)'s answer frame for a request as large as
       (c)'s call frame — the same payload, without JSON or any checking.
@@ -23,6 +26,7 @@ baselines.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import struct
@@ -33,7 +37,7 @@ import time
 from pathlib import Path
 
 from . import common, plugin_factory, storefront
-from .serving import LEGEND, Server, gunicorn_settings, print_settings, server_env, summarise
+from .serving import LEGEND, REPO, Server, gunicorn_settings, print_settings, server_env, summarise
 
 HOOK = "canopy_storefront_tiles"
 GOAL = 3.0  # the sandboxed round trip ÷ the raw socket round trip, at most
@@ -89,24 +93,23 @@ class RawSocket:
         self.process.wait(10)
 
 
-def frame_sizes(call) -> tuple[int, int]:
-    """The sizes of the frame ``call()`` sends to a worker and of the answer it reads (bytes after
-    the length prefix), taken by watching the sandbox's own encoder and decoder once."""
+def frames(call) -> tuple[dict, dict]:
+    """The call message ``call()`` sends to a worker and the result message it reads back, taken
+    by watching the sandbox's own encoder and decoder once."""
     from sandbox import protocol
 
     sent, read = [], []
     encode, decode = protocol.encode, protocol.decode
 
     def watched_encode(message, **kwargs):
-        frame = encode(message, **kwargs)
         if message.get("kind") == "call":
-            sent.append(len(frame) - protocol.HEADER.size)
-        return frame
+            sent.append(dict(message))
+        return encode(message, **kwargs)
 
     def watched_decode(payload, kinds):
         message = decode(payload, kinds)
         if message.get("kind") == "result":
-            read.append(len(payload))
+            read.append(message)
         return message
 
     protocol.encode, protocol.decode = watched_encode, watched_decode
@@ -117,6 +120,54 @@ def frame_sizes(call) -> tuple[int, int]:
     if len(sent) != 1 or len(read) != 1:
         raise RuntimeError(f"expected one call and one result frame, saw {len(sent)} and {len(read)}")
     return sent[0], read[0]
+
+
+def payload_size(message: dict) -> int:
+    """The bytes of ``message``'s frame after the length prefix."""
+    from sandbox import protocol
+
+    return len(protocol.encode(message)) - protocol.HEADER.size
+
+
+#: The protocol's other end without a plugin: the sandbox's own channel, answering each call
+#: with the result message given (its frames checked and JSON on both sides, as a worker's are).
+PROTOCOL_ECHO = """
+import json, socket, sys
+sys.path.insert(0, sys.argv[3])
+from sandbox import protocol
+channel = protocol.Channel(socket.socket(fileno=int(sys.argv[1])), accepts=protocol.HOST_KINDS)
+value = json.loads(sys.argv[2])
+while True:
+    try:
+        message = channel.receive()
+    except protocol.ChannelClosed:
+        raise SystemExit(0)
+    channel.send("result", id=message["id"], call=message["id"], value=value)
+"""
+
+
+class ProtocolEcho:
+    """The sandbox's protocol alone: the same call and result messages over the sandbox's
+    :class:`~sandbox.protocol.Channel` to a Python process that answers without a plugin, a
+    jail, ctx objects or SDK types."""
+
+    def __init__(self, call: dict, result: dict) -> None:
+        from sandbox import protocol
+
+        ours, theirs = socket.socketpair()
+        self.process = subprocess.Popen([sys.executable, "-c", PROTOCOL_ECHO, str(theirs.fileno()),
+                                         json.dumps(result["value"]), str(REPO)], pass_fds=[theirs.fileno()])
+        theirs.close()
+        self.channel = protocol.Channel(ours, accepts=protocol.WORKER_KINDS)
+        self.fields = {name: call[name] for name in ("hook", "ctx", "args")}
+
+    def round_trip(self) -> None:
+        self.channel.send("call", **self.fields)
+        self.channel.receive(time.monotonic() + 5)
+
+    def close(self) -> None:
+        self.channel.close()
+        self.process.wait(10)
 
 
 def _round_trips(work: Path) -> dict:
@@ -150,29 +201,33 @@ def _round_trips(work: Path) -> dict:
             return outcome.value
 
         same = [(t.title, t.link) for t in through_runtime(sandboxed)] == [(t.title, t.link) for t in through_runtime(local)]
-        request, answer = frame_sizes(lambda: through_runtime(sandboxed))
-        raw = RawSocket(request, answer)
+        call, result = frames(lambda: through_runtime(sandboxed))
+        request, answer = payload_size(call), payload_size(result)
+        raw, echo = RawSocket(request, answer), ProtocolEcho(call, result)
         try:
             cases = {
                 "a": lambda: fn[local](ctx=ctx[local]),
                 "b": lambda: through_runtime(local),
                 "c": lambda: through_runtime(sandboxed),
+                "p": echo.round_trip,
                 "r": raw.round_trip,
             }
             measured = common.time_per_call(cases, max_total_s=15.0)
         finally:
             raw.close()
+            echo.close()
     finally:
         runtime.invoker.shutdown()  # stops the sandbox's workers too
     labels = {
         "a": "a. direct call of the in-process plugin's function",
         "b": "b. runtime.invoker.call, in-process plugin",
         "c": "c. runtime.invoker.call, sandboxed plugin (one round trip to its worker)",
+        "p": "p. the protocol alone: (c)'s two messages over the sandbox's channel, no plugin",
         "r": f"r. raw socket round trip, {request:,} bytes out and {answer:,} back",
     }
     rows = [[labels[key], common.us(measured[key].median), common.us(measured[key].p95),
              common.ratio(measured[key].median, measured["r"].median),
-             common.ratio(measured[key].median, measured["a"].median)] for key in "abcr"]
+             common.ratio(measured[key].median, measured["a"].median)] for key in "abcpr"]
     print(common.table(["path", "median", "p95", "vs raw socket (r)", "vs direct call (a)"], rows, align="lrrrr"))
     share = measured["c"].median / measured["r"].median
     met = share <= GOAL
@@ -180,7 +235,7 @@ def _round_trips(work: Path) -> dict:
     common.note(f"goal: sandboxed round trip (c) ≤ {GOAL:.0f}× the raw socket round trip (r): "
                 f"{'met' if met else 'NOT met'} ({share:.2f}×)")
     return {"direct": measured["a"].median, "in_process": measured["b"].median, "sandboxed": measured["c"].median,
-            "raw": measured["r"].median, "ratio": share, "met": met, "same": same,
+            "protocol": measured["p"].median, "raw": measured["r"].median, "ratio": share, "met": met, "same": same,
             "frames": {"call": request, "result": answer}}
 
 

@@ -53,12 +53,11 @@ def _intent_for(customer_id: str, intent_id: str, *, lock: bool = False):
     return intent
 
 
-def _page(intent, *, status: int = 200, message: str | None = None, challenge: str | None = None):
+def _page(intent, customer_id: str, *, status: int = 200, message: str | None = None, challenge: str | None = None):
     session = db.session()
-    customer = current_customer()
     locale = request_locale()
     plugin = session.get(PluginRecord, intent.plugin_id)
-    account = ledger.find_account(session, AccountKind.CUSTOMER, customer.id, intent.currency)
+    account = ledger.find_account(session, AccountKind.CUSTOMER, customer_id, intent.currency)
     html = render_template(
         "payments/confirm.html", locale=locale, intent=intent, message=message, challenge=challenge,
         merchant=pick(locale, plugin.name) if plugin else intent.plugin_id,
@@ -90,7 +89,7 @@ def show(intent_id: str):
         if intents.expire_if_due(db.session(), intent):
             db.session().commit()
             note_emitted()
-    return _page(intent)
+    return _page(intent, customer_id)
 
 
 @bp.post("/pay/<intent_id>")
@@ -99,9 +98,10 @@ def confirm(intent_id: str):
     """Check the PIN, then pay (:func:`confirmation.confirm`) — all or nothing."""
     customer = current_customer()
     customer_id, home_branch = customer.id, customer.branch_code
+    request_locale()  # chosen now, while the customer is loaded: the commits below expire it
     intent = _intent_for(customer_id, intent_id)
     if intent.state != IntentState.REQUIRES_CONFIRMATION:
-        return _page(intent, status=409 if intent.state != IntentState.SUCCEEDED else 200)
+        return _page(intent, customer_id, status=409 if intent.state != IntentState.SUCCEEDED else 200)
     db.session().rollback()  # the PIN check has a transaction of its own (its lockout must stay)
 
     pin = request.form.get("pin", "")
@@ -110,7 +110,7 @@ def confirm(intent_id: str):
         message = (gettext("Payments are locked for 30 minutes after too many wrong PINs.") if check.locked else
                    ngettext("Wrong payment PIN; %(num)d attempt left.", "Wrong payment PIN; %(num)d attempts left.",
                             check.attempts_left))
-        return _page(_intent_for(customer_id, intent_id), status=403 if check.locked else 400, message=message)
+        return _page(_intent_for(customer_id, intent_id), customer_id, status=403 if check.locked else 400, message=message)
 
     begin_write()
     session = db.session()
@@ -121,7 +121,7 @@ def confirm(intent_id: str):
                                     acknowledged=request.form.get("acknowledge") == "yes")
     except ledger.InsufficientFunds:
         session.rollback()
-        return _page(_intent_for(customer_id, intent_id), status=402,
+        return _page(_intent_for(customer_id, intent_id), customer_id, status=402,
                      message=gettext("Your balance is not enough for this payment."))
     detail = {"intent": intent.id, "amount": intent.amount, "currency": intent.currency}
     if done.outcome == confirmation.DENIED:  # audited in the payment's own transaction: both or neither
@@ -133,9 +133,9 @@ def confirm(intent_id: str):
     session.commit()  # a denial, a challenge's verdicts and an expiry are kept too
     note_emitted()
     if done.outcome == confirmation.CLOSED:
-        return _page(intent, status=200 if intent.state == IntentState.SUCCEEDED else 409)
+        return _page(intent, customer_id, status=200 if intent.state == IntentState.SUCCEEDED else 409)
     if done.outcome == confirmation.CHALLENGED:
-        return _page(intent, status=200, challenge=done.reason)
+        return _page(intent, customer_id, status=200, challenge=done.reason)
     if done.outcome == confirmation.DENIED:
-        return _page(intent, status=403, message=done.reason)
-    return _page(intent)
+        return _page(intent, customer_id, status=403, message=done.reason)
+    return _page(intent, customer_id)
