@@ -137,3 +137,28 @@ def test_no_calls_and_no_payments_call_for_nothing_even_with_zero_minimums():
     figures = {"calls": 0, "errors": 0, "error_rate": None, "payments": 0, "payment_failures": 0,
                "payment_failure_rate": None}
     assert health.verdict(figures, Thresholds(min_calls=0, min_payments=0)) is None
+
+
+def test_payments_are_counted_per_customer_the_gray_rule_selects_by_tag(strict_shop, actors):
+    from host.storefront.models import CustomerTag
+
+    people = [cid for cid, _ in customers(strict_shop).values()]
+    tagged, untagged = people[:3], people[3:6]
+    with get_database(strict_shop).transaction(write=True) as session:
+        session.add_all([CustomerTag(customer_id=cid, tag="pilot") for cid in tagged])
+        session.add(CustomerTag(customer_id=untagged[0], tag="wealth"))  # another tag: not selected
+    act(strict_shop, releases.start_gray, actors["sh.admin"], version="2.0.0", rule={"tags": ["pilot"]})
+    # several payments per customer, in and out of the gray audience
+    plan = {tagged[0]: [IntentState.SUCCEEDED] * 3 + [IntentState.FAILED],
+            tagged[1]: [IntentState.FAILED, IntentState.CANCELED],
+            tagged[2]: [IntentState.SUCCEEDED],
+            untagged[0]: [IntentState.FAILED] * 4,
+            untagged[1]: [IntentState.FAILED]}
+    for customer_id, states in plan.items():
+        failed_payments(strict_shop, [customer_id] * len(states), states)
+    with get_database(strict_shop).transaction() as session:
+        figures = health.measure(session, session.get(PluginRelease, PLUGIN), utcnow(), timedelta(minutes=10))
+
+    decided = [s for cid in tagged for s in plan.get(cid, []) if s in (IntentState.SUCCEEDED, IntentState.FAILED)]
+    assert (figures["payments"], figures["payment_failures"]) == (len(decided), decided.count(IntentState.FAILED))
+    assert (figures["payments"], figures["payment_failures"]) == (6, 2)
