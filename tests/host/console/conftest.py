@@ -34,6 +34,19 @@ def signed_in(demo_app):
 
 
 @pytest.fixture
+def signed_in_english(signed_in):
+    """``signed_in_english(username, locale="en")``: :func:`signed_in`'s client with the language
+    cookie set (pages whose words are asserted in the source language; a test may ask for another)."""
+
+    def make(username: str | None, locale: str = "en"):
+        client = signed_in(username)
+        client.set_cookie("canopy_lang", locale)
+        return client
+
+    return make
+
+
+@pytest.fixture
 def token():
     """``token(client)``: the client's CSRF token (set in its session)."""
 

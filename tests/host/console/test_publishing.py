@@ -46,16 +46,9 @@ def status_of(rows, version: str = "1.0.0") -> str:
 
 
 @pytest.fixture
-def signed_in(signed_in):
-    """``signed_in(username)``: the console conftest's client, reading English (the pages' words
-    are asserted in the source language; one test reads Chinese)."""
-
-    def make(username: str | None, locale: str = "en"):
-        client = signed_in(username)
-        client.set_cookie("canopy_lang", locale)
-        return client
-
-    return make
+def signed_in(signed_in_english):
+    """These pages are read in English (one test reads Chinese): see the console conftest."""
+    return signed_in_english
 
 
 @pytest.fixture
