@@ -19,6 +19,7 @@ from typing import Any, Callable
 from canopy_sdk.manifest import SEMVER
 from flask import Blueprint, redirect, request, url_for
 from flask_babel import gettext as _
+from werkzeug.exceptions import RequestEntityTooLarge
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -162,6 +163,13 @@ def _room_for_packages(endpoint: str | None, values: dict | None) -> None:
     request.max_content_length = Limits().archive_bytes + FORM_ROOM
     if request.content_length is not None and request.content_length > request.max_content_length:
         raise _too_large()
+    if request.content_length is None:
+        # Sent in chunks, without a length: the limit is met while the form is read, so read it
+        # here (the CSRF check would next) and refuse an oversized one as a package too large.
+        try:
+            request.form
+        except RequestEntityTooLarge:
+            raise _too_large() from None
 
 
 @bp.errorhandler(PackageTooLarge)

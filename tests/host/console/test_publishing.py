@@ -160,6 +160,17 @@ def test_an_oversized_upload_is_refused_before_it_is_read(demo_app, signed_in, r
     assert rows(PackageVersion) == [] and not stored(demo_app).exists()
 
 
+def test_an_oversized_upload_sent_in_chunks_is_refused_with_the_form(demo_app, signed_in, rows):
+    client = signed_in("sh.operator")
+    body = b"--x\r\nContent-Disposition: form-data; name=\"package\"; filename=\"p.zip\"\r\n\r\n"
+    body += b"\0" * (Limits().archive_bytes * 2) + b"\r\n--x--\r\n"
+    response = client.post(UPLOAD, input_stream=io.BytesIO(body), content_type="multipart/form-data; boundary=x",
+                           environ_overrides={"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"})
+    assert response.status_code == 413
+    assert "A package may have at most 5,242,880 bytes" in text(response) and 'type="file"' in text(response)
+    assert rows(PackageVersion) == [] and not stored(demo_app).exists()
+
+
 def test_a_package_one_byte_over_the_limit_is_refused(demo_app, signed_in, post, rows):
     response = upload(post, signed_in("sh.operator"), b"PK" + b"\0" * (Limits().archive_bytes - 1))
     assert response.status_code == 413 and "A package may have at most 5,242,880 bytes" in text(response)
