@@ -9,6 +9,7 @@ from flask import Flask
 from . import db, i18n, identity, oauth, observability, payments, problems
 from .config import load_config, plugin_paths, require_secret
 from .publishing import health as release_health
+from .publishing import prereview_runs
 from .publishing.services import package_store
 from .runtime import PluginRuntime
 
@@ -40,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     runtime = PluginRuntime(app.config, database)
     runtime.package_root = package_store(app)  # published versions, served once released
     release_health.init_app(app, runtime)  # gray versions measured, rolled back automatically
+    prereview_runs.mode(app.config)  # where pre-reviews run: a wrong value stops the start, naming it
     runtime.load(plugin_paths(app.config), entry_points=bool(app.config["LOAD_ENTRY_POINTS"]))
     runtime.start()
     app.extensions["canopy.runtime"] = runtime

@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     # Where outbox events are delivered: "inline" at the end of the request that wrote them
     # (the embedded default), or "worker": requests only wake `canopy worker` (docs/operations.md).
     "EVENTS_DELIVERY": "inline",
+    # Where a submitted version's automatic pre-review runs once the submit has committed:
+    # "request" (the submitting request, which answers with the outcome) or "worker" (`canopy
+    # worker`; the request answers "submitted" at once). docs/publishing.md.
+    "PREREVIEW_RUNS": "request",
     "PAYMENTS_CURRENCIES": "CNY",  # comma-separated ISO 4217 codes intents may be created in
     # The session cookie: HTTPS only (browsers count 127.0.0.1 and localhost as secure), never
     # readable by scripts, not sent on cross-site subrequests, 30 minutes idle.

@@ -7,7 +7,10 @@ Each pass:
 2. delivers a batch of due outbox events — those the sweep just wrote, new ones, and retries of
    failed ones whose backoff has passed (:func:`host.events.outbox.deliver_batch`);
 3. about hourly, removes idempotency records past their keeping time
-   (:func:`host.payments.sweep.purge_keys`).
+   (:func:`host.payments.sweep.purge_keys`);
+4. runs the pre-review of one submitted version: one waiting for the workers
+   (``PREREVIEW_RUNS=worker``), or one whose runner died half way
+   (:func:`host.publishing.prereview_runs.run`).
 
 After a pass that found a full batch the next one starts at once; otherwise the worker waits
 ``interval`` seconds — on the Redis list :data:`host.events.WAKE_KEY` when ``REDIS_URL`` is set
@@ -42,6 +45,7 @@ from .events import delivery_mode
 from .events.outbox import BATCH, Delivery, deliver_batch
 from .payments.sweep import expire_due, purge_keys
 from .publishing import health as release_health
+from .publishing import prereview_runs
 from .runtime import get_runtime
 
 log = logging.getLogger("canopy.worker")
@@ -68,16 +72,19 @@ class PassReport:
     purged: int | None = None
     batch: int = BATCH
     failures: tuple[str, ...] = ()  #: the steps that raised, each with its error
+    prereviewed: str | None = None  #: the submitted version pre-reviewed in this pass ("plugin version")
 
     @property
     def busy(self) -> bool:
-        """Whether a step met its batch limit (and none failed), so more work is likely waiting."""
-        return not self.failures and (self.delivery.claimed >= self.batch or (self.expired or 0) >= self.batch)
+        """Whether a step met its batch limit, or a pre-review ran (and none failed), so more work
+        is likely waiting."""
+        return not self.failures and (self.delivery.claimed >= self.batch or (self.expired or 0) >= self.batch
+                                      or self.prereviewed is not None)
 
     @property
     def idle(self) -> bool:
         """Whether the pass found nothing to do (and nothing failed)."""
-        return not (self.expired or self.delivery.claimed or self.purged or self.failures)
+        return not (self.expired or self.delivery.claimed or self.purged or self.failures or self.prereviewed)
 
     def summary(self) -> str:
         """One line for people: what was expired, delivered and purged."""
@@ -86,6 +93,8 @@ class PassReport:
         parts.append(f"events delivered: {d.delivered}, to retry: {d.failed}, given up: {d.given_up}")
         if self.purged is not None:
             parts.append(f"idempotency keys purged: {self.purged}")
+        if self.prereviewed is not None:
+            parts.append(f"pre-reviewed: {self.prereviewed}")
         return "; ".join(parts)
 
 
@@ -176,7 +185,11 @@ class Worker:
             if health is not None and self._due(self._last_health, health.thresholds.flush_seconds, now):
                 self._last_health = now
                 attempt("release health", health.flush)  # gray versions' payments, even with no calls here
-        report = PassReport(expired, delivery or Delivery(), purged, self.batch, tuple(failures))
+            # one submitted version per pass (a pre-review may take minutes): one waiting for the
+            # workers, or one whose runner died — its claim ran out
+            claimed = attempt("pre-review", lambda: prereview_runs.run(self.app))
+            prereviewed = " ".join(claimed) if claimed else None
+        report = PassReport(expired, delivery or Delivery(), purged, self.batch, tuple(failures), prereviewed)
         if report.idle:
             log.debug("worker pass: nothing to do")
         else:

@@ -175,7 +175,7 @@ _REFUSALS = {
 }
 #: What each action does, for its operation's summary.
 ACTION_SUMMARIES = {
-    "submit": ("submitVersion", "Submit a draft for review; the automatic pre-review runs at once (pre_review or rejected)"),
+    "submit": ("submitVersion", "Submit a draft for review; the automatic pre-review follows the commit (the answer: pre_review or rejected, or submitted when CANOPY_PREREVIEW_RUNS=worker)"),
     "retire": ("retireVersion", "Retire a version for good (branch_admin or partner back end of the publisher, or hq_admin)"),
     "start_review": ("startReview", "Take a version from the queue (pre_review → in_review); hq_reviewer, never its publisher"),
     "approve": ("approveVersion", "Approve a version under review, optionally with release_at; hq_reviewer, never its publisher"),

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from functools import wraps
 from typing import Callable
 
-from flask import jsonify, request, session, url_for
+from flask import current_app, jsonify, request, session, url_for
 from marshmallow import RAISE, ValidationError
 from sqlalchemy.exc import IntegrityError
 
@@ -33,12 +33,11 @@ from ..identity.sessions import current_staff
 from ..oauth.resource import current_grant, require_token
 from ..oauth.web import audit_later, transactional
 from ..problems import Problem, validation_problem
-from ..publishing import lifecycle, services
+from ..publishing import lifecycle, prereview_runs, services
 from ..publishing.actors import PARTNER, Actor
 from ..publishing.errors import InvalidInput, PublishingRefused
 from ..publishing.models import PackageVersion
 from ..publishing.packages import Limits
-from ..runtime import get_runtime
 from ..runtime.models import PluginRecord
 from . import bp
 from .schemas import (PackageVersionDetailSchema, PackageVersionListSchema, PublisherNotificationListSchema,
@@ -264,13 +263,14 @@ def _act(actor: Actor, plugin_id: str, version: str, action: str):
     body = action_body(_StrictAction())
     with refusals(actor, action, plugin_id, version):
         if action == "submit":
-            runtime = get_runtime()
-            row = services.submit(db.session(), actor, plugin_id, version, reason=body.get("reason", ""),
-                                  catalog=runtime.catalog, root=services.package_store(),
-                                  hook_budget=runtime.invoker.budget)
+            row = services.submit(db.session(), actor, plugin_id, version, reason=body.get("reason", ""))
         else:
             row = lifecycle.apply(db.session(), actor, plugin_id, version, action, reason=body.get("reason", ""),
                                   release_at=body.get("release_at"))
+    if action == "submit":  # committed first: the pre-review never runs inside the request's write lock
+        db.session().commit()
+        prereview_runs.after_submit(current_app._get_current_object(), plugin_id, version)
+        db.session().refresh(row)  # as the pre-review left it
     return _detail(row, actor)
 
 

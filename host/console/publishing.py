@@ -17,24 +17,23 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from canopy_sdk.manifest import SEMVER
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, current_app, redirect, request, url_for
 from flask_babel import gettext as _
-from werkzeug.exceptions import RequestEntityTooLarge
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import audit, db
 from ..api.publishing import PUBLISHER_ACTIONS, QUEUE_DEFAULT, REVIEW_ACTIONS
 from ..i18n import pick, request_locale
 from ..identity.sessions import current_staff, staff_required
 from ..problems import Problem, respond
-from ..publishing import lifecycle, services
+from ..publishing import lifecycle, prereview_runs, services
 from ..publishing.actors import Actor
 from ..publishing.errors import InvalidInput, NotAllowed, PackageInvalid, PublishingRefused, UnknownVersion, WrongState
 from ..publishing.models import PackageVersion
 from ..publishing.packages import Limits, PackageRefused, read_package
 from ..publishing.prereview import REPORT_FORMAT
-from ..runtime import get_runtime
 from ..runtime.models import PluginRecord
 from ..storefront.slots import TIME_FORMATS
 from .pages import form_fields, page
@@ -287,10 +286,8 @@ def release_at(form: dict[str, str]) -> datetime | None:
 
 
 def _submit(session, actor: Actor, row: PackageVersion, action: str, form: dict[str, str]) -> PackageVersion:
-    """Submit with the automatic pre-review, exactly as the API submits."""
-    runtime = get_runtime()
-    return services.submit(session, actor, row.plugin_id, row.version, reason=form.get("reason", ""),
-                           catalog=runtime.catalog, root=services.package_store(), hook_budget=runtime.invoker.budget)
+    """Submit, exactly as the API submits (the pre-review follows the commit: see :func:`act`)."""
+    return services.submit(session, actor, row.plugin_id, row.version, reason=form.get("reason", ""))
 
 
 def _change_status(session, actor: Actor, row: PackageVersion, action: str, form: dict[str, str]) -> PackageVersion:
@@ -330,6 +327,8 @@ def act(plugin_id: str, version: str, action: str):
     _changed, refused = attempt(actor, action, work, row.plugin_id, row.version)
     if refused is not None:
         return _version_page(actor, row, status=refused.status, refused=refused, failed=action, entered=form)
+    if action == "submit":
+        prereview_runs.after_submit(current_app._get_current_object(), row.plugin_id, row.version)
     return redirect(version_url(row, done=action), 303)
 
 

@@ -41,6 +41,9 @@ class PackageVersion(Base):
     status_reason: Mapped[str] = mapped_column(Text, default="")
     #: The automated pre-review's report (:mod:`host.publishing.prereview`), once submitted.
     prereview: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: While a submitted version's pre-review runs, the time until which its runner holds it
+    #: (:func:`host.publishing.services.run_prereview`); a claim past due is taken again.
+    prereview_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     release_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     uploaded_by: Mapped[str] = mapped_column(String(128))
     submitted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -1,5 +1,5 @@
-"""What the API (and later the console) calls: upload a package as a draft version, submit it
-(with the automatic pre-review), act on it, and list versions, history and notifications.
+"""What the API and the console call: upload a package as a draft version, submit it (its
+automatic pre-review follows the commit), act on it, and list versions, history and notifications.
 
 Every function works in the caller's transaction and raises a
 :class:`~.errors.PublishingRefused` subclass, writing nothing, when it refuses.
@@ -8,19 +8,17 @@ Every function works in the caller's transaction and raises a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..config import DEFAULTS
 from ..db import utcnow
 from ..identity.models import StaffRole
 from ..runtime.models import PluginRecord, PluginVersion
 from ..storefront.services import is_plugin_id
-from . import lifecycle, prereview
-from .actors import BANK, BANK_PUBLISHER_ID, BRANCH, PARTNER, PRECHECK, Actor, publishes_for
+from . import lifecycle
+from .actors import BANK, BANK_PUBLISHER_ID, BRANCH, PARTNER, Actor, publishes_for
 from .errors import NotAllowed, PackageInvalid, UnknownVersion, VersionExists
 from .lifecycle import Status
 from .models import PackageVersion, PublisherNotification
@@ -101,30 +99,11 @@ def _draft(package: Package, actor: Actor) -> PackageVersion:
                           status_reason="", uploaded_by=actor.id, uploaded_at=now, updated_at=now)
 
 
-def submit(session: Session, actor: Actor, plugin_id: str, version: str, *, reason: object, catalog,
-           root: Path, hook_budget: Callable[[str], float] | None = None,
-           settings: prereview.Settings | None = None) -> PackageVersion:
-    """Submit a draft for review and run the automated pre-review at once
-    (:func:`host.publishing.prereview.run`): its report is stored with the version, which
-    passes to ``pre_review`` or is ``rejected`` with the problems found (two history rows).
-
-    ``hook_budget`` gives each hook's budget in seconds (the runtime invoker's
-    ``budget``; the configuration's defaults when None); ``settings`` replaces all the
-    pre-review's settings.
-    """
-    row = lifecycle.apply(session, actor, plugin_id, version, "submit", reason=reason)
-    if settings is None:
-        settings = prereview.Settings(hook_budget=hook_budget or _default_hook_budget)
-    report = prereview.run(session, row, catalog=catalog, root=root, settings=settings)
-    row.prereview = report
-    if not report["passed"]:
-        return lifecycle.apply(session, PRECHECK, plugin_id, version, "fail_precheck",
-                               reason=prereview.summary(report))
-    return lifecycle.apply(session, PRECHECK, plugin_id, version, "pass_precheck")
-
-
-def _default_hook_budget(hook: str) -> float:
-    return DEFAULTS["HOOK_BUDGET_MS"].get(hook, 1000) / 1000.0
+def submit(session: Session, actor: Actor, plugin_id: str, version: str, *, reason: object) -> PackageVersion:
+    """Hand a draft in for review: it becomes ``submitted``, its automatic pre-review due. The
+    pre-review runs once this transaction has committed (:mod:`host.publishing.prereview_runs`:
+    the caller calls :func:`~host.publishing.prereview_runs.after_submit`), never inside it."""
+    return lifecycle.apply(session, actor, plugin_id, version, "submit", reason=reason)
 
 
 def may_read(actor: Actor, publisher_kind: str, publisher_id: str) -> bool:

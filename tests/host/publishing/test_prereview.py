@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from host.db import get_database
-from host.publishing import lifecycle, prereview, services
+from host.publishing import lifecycle, prereview, prereview_runs, services
 from host.publishing.models import PackageVersion
 from host.runtime import get_runtime
 from sandbox import jail
@@ -76,8 +76,10 @@ def submit(demo_app, actors, package_zip):
             with get_database(demo_app).transaction(write=True) as session:
                 services.upload(session, actors["sh.operator"], PLUGIN, data, root)
             with get_database(demo_app).transaction(write=True) as session:
-                row = services.submit(session, actors["sh.operator"], PLUGIN, version, reason="",
-                                      catalog=get_runtime(demo_app).catalog, root=root, settings=settings)
+                services.submit(session, actors["sh.operator"], PLUGIN, version, reason="")
+            assert prereview_runs.run(demo_app, PLUGIN, version, settings=settings) == (PLUGIN, version)
+            with get_database(demo_app).transaction() as session:
+                row = lifecycle.find(session, PLUGIN, version)
                 return row.status, row.status_reason, row.prereview
 
     return run
@@ -311,8 +313,10 @@ def test_changed_stored_files_are_not_run(submit, demo_app, actors, package_zip)
     os.chmod(target, 0o644)
     target.write_text("import os\n")
     with demo_app.app_context(), get_database(demo_app).transaction(write=True) as session:
-        row = services.submit(session, actors["sh.operator"], PLUGIN, "1.0.0", reason="",
-                              catalog=get_runtime(demo_app).catalog, root=root, settings=SETTINGS)
+        services.submit(session, actors["sh.operator"], PLUGIN, "1.0.0", reason="")
+    prereview_runs.run(demo_app, PLUGIN, "1.0.0", settings=SETTINGS)
+    with get_database(demo_app).transaction() as session:
+        row = lifecycle.find(session, PLUGIN, "1.0.0")
         assert row.status == "rejected"
         assert codes(row.prereview["integrity"]) == [("failure", "files_changed")]
         assert row.prereview["smoke"]["reason"] == "the stored files are missing or differ from the upload"
