@@ -197,6 +197,16 @@ def load_config(explicit: Mapping[str, Any] | None = None, environ: Mapping[str,
     return config
 
 
+def one_of(config: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    """``config[key]`` as one of ``choices`` (case and surrounding spaces forgiven; the first
+    choice when unset); :class:`ConfigError` naming the setting for anything else."""
+    raw = config.get(key)
+    value = choices[0] if raw is None else str(raw).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{key} must be {' or '.join(choices)}, got {raw!r}")
+    return value
+
+
 def plugin_paths(config: Mapping[str, Any]) -> list[Path]:
     """Return the plugin folders to scan, from ``PLUGIN_PATHS`` (a list, or a string
     separated by the OS path separator)."""

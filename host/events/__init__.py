@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from flask import Flask, g
 
-from ..config import ConfigError
+from ..config import one_of
 
 log = logging.getLogger("canopy.events")
 
@@ -34,11 +34,7 @@ def note_emitted() -> None:
 
 def delivery_mode(config: Mapping[str, Any]) -> str:
     """``EVENTS_DELIVERY`` (``inline`` or ``worker``); :class:`ConfigError` for anything else."""
-    raw = config.get("EVENTS_DELIVERY")
-    value = INLINE if raw is None else str(raw).strip().lower()
-    if value not in DELIVERY_MODES:
-        raise ConfigError(f"EVENTS_DELIVERY must be inline or worker, got {raw!r}")
-    return value
+    return one_of(config, "EVENTS_DELIVERY", DELIVERY_MODES)
 
 
 def wake_workers(app: Flask) -> bool:

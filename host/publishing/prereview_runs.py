@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from flask import Flask
 from sqlalchemy import or_, select
 
-from ..config import ConfigError
+from ..config import one_of
 from ..db import Database, get_database, utcnow
 from . import lifecycle, prereview
 from .actors import PRECHECK
@@ -44,11 +44,7 @@ CLAIM_MARGIN = timedelta(seconds=120)
 
 def mode(config: Mapping[str, Any]) -> str:
     """``PREREVIEW_RUNS`` (``request`` or ``worker``); :class:`ConfigError` for anything else."""
-    raw = config.get("PREREVIEW_RUNS")
-    value = REQUEST if raw is None else str(raw).strip().lower()
-    if value not in MODES:
-        raise ConfigError(f"PREREVIEW_RUNS must be request or worker, got {raw!r}")
-    return value
+    return one_of(config, "PREREVIEW_RUNS", MODES)
 
 
 def settings_for(app: Flask) -> prereview.Settings:
