@@ -141,8 +141,9 @@ class Channel:
     is used by one thread at a time.
     """
 
-    #: The most one ``recv`` asks for.
-    CHUNK = 1 << 16
+    #: What one ``recv`` asks for at least (a small frame and the next one's header come together)
+    #: and at most (a large frame comes in pieces of this size).
+    CHUNK, MOST = 1 << 16, 1 << 20
 
     def __init__(self, sock: socket.socket, *, accepts: Mapping[str, Mapping[str, str]],
                  limit: int = MAX_FRAME_BYTES) -> None:
@@ -191,7 +192,7 @@ class Channel:
             if remaining <= 0 or not self._poll.poll(remaining * 1000.0):
                 raise Deadline("no answer before the deadline")
         try:
-            chunk = self.sock.recv(max(missing, self.CHUNK) if missing <= self.CHUNK else min(missing, 1 << 20))
+            chunk = self.sock.recv(min(max(missing, self.CHUNK), self.MOST))
         except OSError as exc:
             raise ChannelClosed(f"cannot receive: {exc}") from None
         if not chunk:
