@@ -104,12 +104,7 @@ def postgres_url():
         engine = engine_for(url)
         upgrade(engine)
         engine.dispose()
-        try:
-            yield url
-        finally:
-            cleaner = _cleaners.pop(url, None)
-            if cleaner is not None:
-                cleaner[0].dispose()
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +128,7 @@ def database_url(request, tmp_path) -> str:
     if backend() == "postgresql":
         url = request.getfixturevalue("postgres_url")
         yield url
-        _empty(url)
+        _truncate(url)
     else:
         template = request.getfixturevalue("sqlite_template")
         path = tmp_path / "canopy.db"
@@ -141,38 +136,15 @@ def database_url(request, tmp_path) -> str:
         yield f"sqlite:///{path}"
 
 
-#: The database URL → (an engine, the SQL that empties it), made once per test worker.
-_cleaners: dict[str, tuple] = {}
-
-
-def _empty(url: str) -> None:
-    """Empty every table of the worker's database and restart its sequences, for the next test.
-
-    ``DELETE``, table by table in reverse dependency order, rather than ``TRUNCATE``: truncating
-    makes new files for every table, which cost about thirty times as much for the few rows a
-    test leaves (measured on this suite's tables) and was a good part of the PostgreSQL pass.
-    Tables with triggers of their own (the ledger's, which refuse any ``DELETE``) are truncated."""
+def _truncate(url: str) -> None:
     from host.db import engine_for
     from host.migrations import models_metadata
 
-    if url not in _cleaners:
-        engine = engine_for(url)
-        with engine.connect() as connection:
-            sequences = connection.execute(text(
-                "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) FROM pg_sequences "
-                "WHERE schemaname = current_schema()")).scalars().all()
-            guarded = set(connection.execute(text(
-                "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "WHERE NOT t.tgisinternal")).scalars())
-        tables = [table.name for table in reversed(models_metadata().sorted_tables)]
-        truncated = ", ".join(f'"{name}"' for name in sorted(guarded))
-        statements = [f"TRUNCATE {truncated} CASCADE"] if guarded else []
-        statements += [f'DELETE FROM "{name}"' for name in tables if name not in guarded]
-        statements += [f"ALTER SEQUENCE {sequence} RESTART" for sequence in sequences]
-        _cleaners[url] = (engine, "; ".join(statements))
-    engine, sql = _cleaners[url]
+    engine = engine_for(url)
+    names = ", ".join(f'"{table.name}"' for table in models_metadata().sorted_tables)
     with engine.begin() as connection:
-        connection.exec_driver_sql(sql)
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
 
 
 TEST_REDIS_URL = os.environ.get("CANOPY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
